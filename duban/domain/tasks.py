@@ -1,0 +1,83 @@
+"""The task state machine, and the derived facts *overdue* and *late*.
+
+    open ──submit──▶ submitted ──accept──▶ accepted
+     │  ▲               │
+     │  └──submit── rejected ◀──reject──┘
+     └──waive (reason)──▶ waived      (a rejected task may be waived too)
+
+Overdue and late are never stored: they follow from the due instant, the last submission
+and `now`, so they cannot drift from the facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from duban.errors import StateError
+
+
+class TaskState(StrEnum):
+    OPEN = "open"
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    WAIVED = "waived"
+
+
+class Action(StrEnum):
+    SUBMIT = "submit"
+    ACCEPT = "accept"
+    REJECT = "reject"
+    WAIVE = "waive"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transition:
+    allowed_from: frozenset[TaskState]
+    to: TaskState
+    needs_reason: bool = False
+
+
+TRANSITIONS: dict[Action, Transition] = {
+    Action.SUBMIT: Transition(allowed_from=frozenset({TaskState.OPEN, TaskState.REJECTED}),
+                              to=TaskState.SUBMITTED),
+    Action.ACCEPT: Transition(allowed_from=frozenset({TaskState.SUBMITTED}),
+                              to=TaskState.ACCEPTED),
+    Action.REJECT: Transition(allowed_from=frozenset({TaskState.SUBMITTED}),
+                              to=TaskState.REJECTED, needs_reason=True),
+    Action.WAIVE: Transition(allowed_from=frozenset({TaskState.OPEN, TaskState.REJECTED}),
+                             to=TaskState.WAIVED, needs_reason=True),
+}
+
+#: States in which the responsible institution still owes something.
+PENDING = frozenset({TaskState.OPEN, TaskState.REJECTED})
+
+
+def next_state(current: TaskState, action: Action, reason: str | None = None) -> TaskState:
+    """The state after `action`, or StateError naming what is allowed instead."""
+    rule = TRANSITIONS[action]
+    if current not in rule.allowed_from:
+        allowed = ", ".join(sorted(a.value for a, r in TRANSITIONS.items()
+                                   if current in r.allowed_from)) or "nothing"
+        raise StateError(f"cannot {action.value} a task that is {current.value}; "
+                         f"a {current.value} task allows: {allowed}")
+    if rule.needs_reason and not (reason and reason.strip()):
+        raise StateError(f"{action.value} needs a reason")
+    return rule.to
+
+
+def is_overdue(state: TaskState, due_at: datetime, now: datetime) -> bool:
+    """Still owed and past the end of its due day."""
+    return state in PENDING and now >= due_at
+
+
+def is_late(due_at: datetime, submitted_at: datetime | None) -> bool:
+    """The last submission came after the end of the due day."""
+    return submitted_at is not None and submitted_at >= due_at
+
+
+def days_overdue(due_date: date, today: date) -> int:
+    """Whole calendar days past the due day (0 on the due day itself)."""
+    return max(0, (today - due_date).days)

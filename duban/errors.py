@@ -1,0 +1,86 @@
+"""Every error duban raises on purpose. The tree is the documentation.
+
+DubanError
+├── CalendarError                 working-day data
+│   └── CalendarYearMissing       a date in a year the calendar does not cover
+├── PlanError                     plan, organization or calendar files that do not validate
+├── StateError                    a task transition the state machine does not allow
+├── NotFound                      an id that names nothing
+└── SchedulerBusy                 another `duban run` already holds the scheduler lease
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class DubanError(Exception):
+    """Base of every error duban raises on purpose; its message is meant for the user."""
+
+
+class CalendarError(DubanError):
+    """Working-day data is missing or inconsistent."""
+
+
+class CalendarYearMissing(CalendarError):
+    """Raised when working-day arithmetic needs a year the calendar data does not cover.
+
+    A weekday guess would silently move a legal deadline, so duban refuses instead.
+    """
+
+    def __init__(self, year: int, calendar_dir: str | Path | None = None) -> None:
+        self.year = year
+        where = f"{calendar_dir}/{year}.yaml" if calendar_dir else f"calendar/{year}.yaml"
+        super().__init__(
+            f"the working-day calendar does not cover {year}: add {where} with that year's "
+            "official holidays and swapped workdays (国务院办公厅 notice), then retry"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem:
+    """One thing wrong with an input file, located as precisely as the file allows."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        field = f" [{self.field}]" if self.field else ""
+        return f"{where}{field}: {self.message}"
+
+
+class PlanError(DubanError):
+    """Raised when plan, organization or calendar files do not validate.
+
+    It carries every problem found, not only the first, so a user fixes a file in one pass.
+    Nothing from a load that raised this was written anywhere.
+    """
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"{count} {noun}; nothing was loaded:\n{lines}")
+
+
+class StateError(DubanError):
+    """Raised for a task transition the state machine does not allow."""
+
+
+class NotFound(DubanError):
+    """Raised when an id, code or name names nothing."""
+
+    def __init__(self, what: str, key: object) -> None:
+        self.what = what
+        self.key = key
+        super().__init__(f"no {what} by the id of {key!r} was found")
+
+
+class SchedulerBusy(DubanError):
+    """Raised when another scheduler already holds the lease on this database."""

@@ -1,0 +1,51 @@
+"""Configuration from `DUBAN_*` environment variables and an optional `duban.toml`.
+
+Precedence: explicit arguments, then environment, then `duban.toml` in the working directory
+(or the file named by `DUBAN_CONFIG`), then the embedded defaults: a SQLite file `duban.db`
+in the working directory, Asia/Shanghai, and the bundled plans, county and calendar.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from duban.resources import bundled, bundled_orgs, bundled_plans
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DUBAN_", extra="forbid")
+
+    database_url: str = "sqlite:///duban.db"
+    timezone: str = "Asia/Shanghai"
+    plan_files: list[Path] = Field(default_factory=bundled_plans)
+    org_files: list[Path] = Field(default_factory=bundled_orgs)
+    calendar_dir: Path = Field(default_factory=lambda: bundled("calendar"))
+    #: how often `duban run` reconciles everything, besides each obligation's own period starts
+    reconcile_minutes: int = 60
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("DUBAN_CONFIG", "duban.toml"))
+        return (init_settings, env_settings,
+                TomlConfigSettingsSource(settings_cls, toml_file=toml_file))

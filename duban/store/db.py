@@ -1,0 +1,111 @@
+"""Engines, transactions and migrations.
+
+SQLite runs in WAL mode with a busy timeout, and every *write* transaction starts with
+`BEGIN IMMEDIATE`: a deferred transaction that reads and then writes can otherwise fail at
+once with "database is locked" when a second writer got in between, busy timeout or not.
+Read transactions stay deferred, so readers never wait for writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from duban.errors import DubanError
+
+BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class StoreError(DubanError):
+    """The database could not be reached or is not initialised."""
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Autocommit at the driver level; SQLAlchemy's "begin" event emits BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get("duban_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`; for SQLite with the pragmas and begin behaviour described above."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+class Store:
+    """The database: `read()` and `write()` give a session inside one transaction.
+
+    Leaving `write()` normally commits; an exception rolls everything back.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writer = engine.execution_options(duban_write=True)
+        self._read_sessions = sessionmaker(engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        return cls(make_engine(url))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    def alembic_config(self) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["engine"] = self._writer
+        return cfg
+
+    def upgrade(self) -> None:
+        """Create or upgrade the schema to the latest migration (safe to run twice)."""
+        try:
+            command.upgrade(self.alembic_config(), "head")
+        except OperationalError as exc:
+            raise StoreError(f"cannot reach the database {self.engine.url!r}: {exc.orig}") \
+                from exc
+
+    def is_initialised(self) -> bool:
+        try:
+            return inspect(self.engine).has_table("alembic_version")
+        except OperationalError as exc:
+            raise StoreError(f"cannot reach the database {self.engine.url!r}: {exc.orig}") \
+                from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()

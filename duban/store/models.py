@@ -1,0 +1,228 @@
+"""SQLAlchemy 2 typed models: the only description of duban's tables.
+
+Timestamps are stored in UTC (`UtcDateTime` refuses naive values and gives back aware ones on
+both SQLite and PostgreSQL); dates that are calendar days in the plan's time zone (period
+bounds, due dates) are stored as dates.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints, so Alembic migrations behave the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC; naive input is a programming error."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; duban stores aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Big integers on PostgreSQL, and INTEGER PRIMARY KEY (rowid) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    contacts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class OrgTag(Base):
+    __tablename__ = "org_tags"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    __table_args__ = (Index("ix_org_tags_tag", "tag", "org_id"),)
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    document: Mapped[str] = mapped_column(String(200))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    source_file: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    events: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    loaded_at: Mapped[datetime]
+
+
+class ObligationRow(Base):
+    __tablename__ = "obligations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    title: Mapped[str] = mapped_column(Text)
+    event_kind: Mapped[str | None] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Event(Base):
+    """Something that happened and starts a deadline chain (e.g. a maternal death)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    occurred_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime]
+
+
+class Task(Base):
+    """One obligation × one organization × one period (or event). Never deleted."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    obligation_id: Mapped[int] = mapped_column(ForeignKey("obligations.id"))
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    period_key: Mapped[str] = mapped_column(String(32))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    due_at: Mapped[datetime]
+    opens_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
+    submitted_at: Mapped[datetime | None]
+    first_submitted_at: Mapped[datetime | None]
+    reviewed_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("obligation_id", "org_id", "period_key", name="uq_tasks_key"),
+        Index("ix_tasks_state_due", "state", "due_at"),
+        Index("ix_tasks_org_due", "org_id", "due_at"),
+    )
+
+
+class Evidence(Base):
+    """A file or note attached to a task; content is stored elsewhere under its SHA-256."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    filename: Mapped[str | None] = mapped_column(String(255))
+    media_type: Mapped[str | None] = mapped_column(String(100))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    uploaded_by: Mapped[str] = mapped_column(String(100))
+    uploaded_at: Mapped[datetime]
+
+
+class AuditEvent(Base):
+    """Append-only; each row carries the hash of the one before it (see duban.store.audit)."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)  # canonical JSON, hashed as stored
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+
+class Materialization(Base):
+    """Marks an obligation-period as fully materialized for one roster of organizations.
+
+    Written in the same transaction as the tasks it records, so it never claims more than
+    exists; a changed plan or roster changes the fingerprint and the period is re-checked.
+    """
+
+    __tablename__ = "materializations"
+
+    obligation_id: Mapped[int] = mapped_column(ForeignKey("obligations.id"), primary_key=True)
+    period_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    tasks_created: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime]
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class SchedulerLease(Base):
+    """Who may run the scheduler on this database, until when (renewed while alive)."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime]

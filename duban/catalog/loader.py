@@ -195,7 +195,7 @@ def _check_obligation(spec: s.ObligationSpec, i: int, index: LineIndex, tags: di
     return problems
 
 
-def _build(spec: s.ObligationSpec, header: s.PlanHeader) -> Obligation:
+def build_obligation(spec: s.ObligationSpec, header: s.PlanHeader) -> Obligation:
     window = spec.valid or header.valid
     return Obligation(
         code=spec.id,
@@ -255,7 +255,7 @@ def load_catalog(plan_paths: Iterable[Path], org_paths: Iterable[Path],
             seen[spec.id] = f"{path}:{index.line(at)}"
             found = _check_obligation(spec, i, index, tags, org_ids, parsed.events, parsed.plan)
             try:
-                ob = _build(spec, parsed.plan)
+                ob = build_obligation(spec, parsed.plan)
             except ValueError as exc:
                 found.append(index.problem([*at, "recurrence", "rule"],
                                            f"invalid RRULE: {exc}"))

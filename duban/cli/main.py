@@ -1,0 +1,350 @@
+"""The `duban` console script.
+
+The clock is read here, at the top, and handed down as `now`; `--now` (on commands that change
+things) replays any moment, which is how catch-up and deadlines are tested.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from duban.bootstrap import App
+from duban.catalog.expand import planned_tasks
+from duban.catalog.loader import load_catalog
+from duban.domain.due import start_of_day
+from duban.domain.tasks import Action, TaskState
+from duban.engine import actions
+from duban.engine.materialize import materialize
+from duban.engine.queries import list_tasks
+from duban.errors import DubanError, PlanError
+from duban.store import audit
+
+app = typer.Typer(help="督办 duban: plans as data, tasks on time, an audit trail you can trust.",
+                  no_args_is_help=True, add_completion=False)
+plan_app = typer.Typer(help="Check and show plan files.", no_args_is_help=True)
+audit_app = typer.Typer(help="Prove the audit trail is intact.", no_args_is_help=True)
+event_app = typer.Typer(help="Record events that start deadline chains.", no_args_is_help=True)
+task_app = typer.Typer(help="Act on one task.", no_args_is_help=True)
+cal_app = typer.Typer(help="Chinese working-day arithmetic.", no_args_is_help=True)
+app.add_typer(plan_app, name="plan")
+app.add_typer(audit_app, name="audit")
+app.add_typer(event_app, name="event")
+app.add_typer(task_app, name="task")
+app.add_typer(cal_app, name="calendar")
+
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("duban")
+
+NowOption = Annotated[str | None, typer.Option("--now", help="Act as of this moment "
+                                                "(ISO date or datetime; naive = local time).")]
+ActorOption = Annotated[str | None, typer.Option("--actor", help="Who is acting (audit trail).")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    try:
+        yield
+    except PlanError as exc:
+        fail(str(exc), 2)
+    except DubanError as exc:
+        fail(str(exc))
+
+
+def _app() -> App:
+    return App()
+
+
+def parse_moment(text: str | None, ctx: App) -> datetime:
+    """`None` is the wall clock; a date is its local midnight; a naive time is local time."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        if len(text) == len("2022-07-05"):
+            return start_of_day(date.fromisoformat(text), ctx.tz)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"cannot read {text!r} as a date or datetime; use e.g. 2022-07-05 or "
+             "2022-07-05T09:30+08:00", 2)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ctx.tz)
+    return moment.astimezone(UTC)
+
+
+def actor_name(given: str | None) -> str:
+    return given or f"cli:{getpass.getuser()}"
+
+
+def _show_local(moment: datetime, ctx: App) -> str:
+    return moment.astimezone(ctx.tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@app.command()
+def init(no_load: Annotated[bool, typer.Option("--no-load", help="Only create/upgrade the "
+                                               "schema; load no plans.")] = False,
+         now: NowOption = None) -> None:
+    """Create or upgrade the database and load the configured plans and organizations."""
+    ctx = _app()
+    with errors():
+        report = ctx.init(now=parse_moment(now, ctx), load=not no_load)
+    out.print(f"database ready: {ctx.store.engine.url.render_as_string(hide_password=True)}")
+    if report:
+        out.print(f"loaded {report.plans} plans, {report.obligations} obligations "
+                  f"({report.changed_obligations} new or changed), {report.organizations} "
+                  "organizations")
+
+
+@plan_app.command("check")
+def plan_check(files: Annotated[list[Path], typer.Argument(help="Plan files to check.")],
+               orgs: Annotated[list[Path] | None, typer.Option(
+                   "--orgs", help="Organization files (default: the configured ones).")] = None
+               ) -> None:
+    """Validate plan files; every problem names the file, line and field."""
+    ctx = _app()
+    with errors():
+        catalog = load_catalog(files, orgs or ctx.settings.org_files, ctx.calendar)
+    for plan in catalog.plans:
+        count = sum(1 for o in catalog.obligations if o.plan.id == plan.header.id)
+        out.print(f"ok  {plan.file}: plan {plan.header.id}, {count} obligations")
+
+
+@plan_app.command("show")
+def plan_show(year: Annotated[int | None, typer.Option(help="Only due dates in this year.")]
+              = None,
+              org: Annotated[str | None, typer.Option(help="Only this organization.")] = None
+              ) -> None:
+    """Every due date of the plans (per obligation and period), from the plan files."""
+    ctx = _app()
+    with errors():
+        catalog = ctx.catalog()
+        rows: dict[tuple[date, str, str], list[str]] = {}
+        for t in planned_tasks(catalog, ctx.calendar, org=org, year=year):
+            rows.setdefault((t.due, t.obligation, t.period.key), []).append(t.org)
+    titles = {o.domain.code: o.domain.title for o in catalog.obligations}
+    table = Table("due 截止", "obligation 职责", "period 周期", "title 名称", "organizations 机构")
+    for (due, code, key), who in sorted(rows.items()):
+        table.add_row(due.isoformat(), code, key, titles[code],
+                      ", ".join(who) if len(who) <= 3 else f"{len(who)} organizations")
+    out.print(table)
+    out.print(f"{len(rows)} due dates")
+
+
+@app.command()
+def tasks(org: Annotated[str | None, typer.Option(help="Organization id.")] = None,
+          obligation: Annotated[str | None, typer.Option(help="Obligation id.")] = None,
+          state: Annotated[TaskState | None, typer.Option(help="Task state.")] = None,
+          overdue: Annotated[bool, typer.Option("--overdue", help="Only overdue tasks.")] = False,
+          as_of: Annotated[str | None, typer.Option("--as-of", help="Judge overdue as of this "
+                                                    "date/time (default: now).")] = None,
+          as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+          limit: Annotated[int | None, typer.Option(help="At most this many.")] = None) -> None:
+    """List tasks, most urgent first, with overdue and late derived as of --as-of."""
+    ctx = _app()
+    with errors():
+        moment = parse_moment(as_of, ctx)
+        found = list_tasks(ctx.store, now=moment, tz=ctx.tz, org=org, obligation=obligation,
+                           state=state, overdue=overdue, limit=limit)
+        if as_json:
+            sys.stdout.write("[")
+            for i, view in enumerate(found):
+                sys.stdout.write(("," if i else "") + "\n" + json.dumps(view.as_json(),
+                                                                        ensure_ascii=False))
+            sys.stdout.write("\n]\n")
+            return
+        table = Table("id", "due 截止", "organization 机构", "obligation 职责", "period 周期",
+                      "state 状态", "overdue 逾期")
+        count = 0
+        for v in found:
+            count += 1
+            table.add_row(str(v.id), v.due.isoformat(), v.org, v.obligation, v.period,
+                          v.state.value + (" (late)" if v.late else ""),
+                          f"{v.overdue_days} d" if v.overdue else "")
+    out.print(table)
+    out.print(f"{count} tasks as of {_show_local(moment, ctx)}")
+
+
+@app.command()
+def tick(now: NowOption = None) -> None:
+    """One reconcile run: create every task due to exist by --now."""
+    ctx = _app()
+    with errors():
+        moment = parse_moment(now, ctx)
+        if not ctx.store.is_initialised():
+            fail("the database is not initialised; run `duban init` first")
+        with Progress(console=err, transient=True) as bar:
+            job = bar.add_task("materializing", total=None)
+            report = materialize(ctx.store, calendar=ctx.calendar, now=moment, tz=ctx.tz,
+                                 progress=lambda n, total: bar.update(job, completed=n,
+                                                                      total=total))
+    out.print(f"tick at {_show_local(moment, ctx)}: {report.periods_checked} periods checked, "
+              f"{report.tasks_created} tasks created")
+    for code, n in sorted(report.by_obligation.items()):
+        out.print(f"  {code}: +{n}")
+
+
+@app.command()
+def run() -> None:
+    """Run the embedded scheduler on this database (initialising it if needed)."""
+    from duban import scheduler
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    ctx = _app()
+    with errors():
+        report = ctx.init(now=datetime.now(UTC))
+        if report:
+            log.info("database %s: %d plans, %d obligations, %d organizations",
+                     ctx.store.engine.url.render_as_string(hide_password=True), report.plans,
+                     report.obligations, report.organizations)
+        scheduler.run(ctx, clock=lambda: datetime.now(UTC))
+
+
+@event_app.command("add")
+def event_add(kind: Annotated[str, typer.Argument(help="Event kind, e.g. maternal-death.")],
+              org: Annotated[str, typer.Option(help="Organization where it happened.")],
+              on: Annotated[str, typer.Option(help="Date it happened (YYYY-MM-DD).")],
+              note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
+              now: NowOption = None, actor: ActorOption = None) -> None:
+    """Record an event and create its deadline chain."""
+    ctx = _app()
+    with errors():
+        try:
+            occurred = date.fromisoformat(on)
+        except ValueError:
+            fail(f"--on {on!r} is not a date; use YYYY-MM-DD", 2)
+        moment = parse_moment(now, ctx)
+        result = actions.record_event(ctx.store, kind=kind, org=org, occurred_on=occurred,
+                                      now=moment, tz=ctx.tz, calendar=ctx.calendar,
+                                      actor=actor_name(actor), note=note)
+        out.print(f"event {result.event_id} recorded; {result.report.tasks_created} tasks "
+                  "created")
+        for view in list_tasks(ctx.store, now=moment, tz=ctx.tz, event=result.event_id):
+            out.print(f"  task {view.id}: {view.org} {view.obligation} due {view.due}")
+
+
+def _act(task_id: int, action: Action, actor: str | None, now: str | None,
+         reason: str | None = None) -> None:
+    ctx = _app()
+    with errors():
+        state = actions.transition(ctx.store, task_id=task_id, action=action,
+                                   actor=actor_name(actor), now=parse_moment(now, ctx),
+                                   reason=reason)
+    out.print(f"task {task_id}: {state.value}")
+
+
+@task_app.command("submit")
+def task_submit(task_id: int, note: Annotated[str | None, typer.Option(
+                    help="Attach this note as evidence before submitting.")] = None,
+                now: NowOption = None, actor: ActorOption = None) -> None:
+    """Submit a task (with a note as evidence)."""
+    if note:
+        ctx = _app()
+        with errors():
+            actions.add_note(ctx.store, task_id=task_id, note=note, actor=actor_name(actor),
+                             now=parse_moment(now, ctx))
+    _act(task_id, Action.SUBMIT, actor, now)
+
+
+@task_app.command("accept")
+def task_accept(task_id: int, now: NowOption = None, actor: ActorOption = None) -> None:
+    """Accept a submitted task."""
+    _act(task_id, Action.ACCEPT, actor, now)
+
+
+@task_app.command("reject")
+def task_reject(task_id: int, reason: Annotated[str, typer.Option(help="Why.")],
+                now: NowOption = None, actor: ActorOption = None) -> None:
+    """Reject a submitted task, with a reason."""
+    _act(task_id, Action.REJECT, actor, now, reason)
+
+
+@task_app.command("waive")
+def task_waive(task_id: int, reason: Annotated[str, typer.Option(help="Why.")],
+               now: NowOption = None, actor: ActorOption = None) -> None:
+    """Waive an open task, with a reason."""
+    _act(task_id, Action.WAIVE, actor, now, reason)
+
+
+@audit_app.command("verify")
+def audit_verify(head: Annotated[str | None, typer.Option(
+        "--head", help="A head recorded earlier that today's log must still contain.")] = None
+                 ) -> None:
+    """Recompute every hash of the audit chain; exit 1 naming the first broken link."""
+    ctx = _app()
+    with errors(), ctx.store.read() as session:
+        verdict = audit.verify(session, expected_head=head)
+    if not verdict.ok:
+        fail(f"audit chain BROKEN after {verdict.count - 1} good events: {verdict.problem}")
+    extra = f"; it extends the recorded head {head[:12]}…" if head else ""
+    out.print(f"audit chain intact: {verdict.count} events, head {verdict.head}{extra}")
+
+
+@audit_app.command("head")
+def audit_head() -> None:
+    """Print the latest hash and event count (keep it to prove nothing is rewritten later)."""
+    ctx = _app()
+    with errors(), ctx.store.read() as session:
+        digest, count = audit.head(session)
+    out.print(f"{digest} {count}")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"{text!r} is not a date; use YYYY-MM-DD", 2)
+
+
+@cal_app.command("add-workdays")
+def cal_add(day: str, n: int) -> None:
+    """The date N Chinese working days after DAY (before it if N < 0)."""
+    with errors():
+        out.print(_app().calendar.add_workdays(_day(day), n).isoformat())
+
+
+@cal_app.command("is-workday")
+def cal_is(day: str) -> None:
+    """Whether DAY is a working day (exit 0) or not (exit 1)."""
+    with errors():
+        working = _app().calendar.is_workday(_day(day))
+    out.print(f"{day}: {'working day 工作日' if working else 'day off 休息日'}")
+    raise typer.Exit(0 if working else 1)
+
+
+@cal_app.command("next-workday")
+def cal_next(day: str) -> None:
+    """DAY itself if it is a working day, else the next one."""
+    with errors():
+        out.print(_app().calendar.next_workday(_day(day)).isoformat())
+
+
+@cal_app.command("count")
+def cal_count(start: str, end: str) -> None:
+    """Working days after START up to and including END."""
+    with errors():
+        out.print(str(_app().calendar.workdays_between(_day(start), _day(end))))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,176 @@
+"""materialize(now): create every task that should exist by `now`, and nothing twice.
+
+For each active obligation and each of its periods that has started by `now` (in the plan's
+time zone) and ends inside the plan's window, one `INSERT … SELECT … ON CONFLICT DO NOTHING`
+creates the tasks of every responsible organization in a single statement; the database does
+the fan-out, so memory does not grow with the number of organizations. Events are handled the
+same way: one statement per (event, obligation of that event kind).
+
+Idempotence: tasks are unique on (obligation, organization, period), so a second run inserts
+nothing. A run after a week of downtime creates exactly the periods that opened meanwhile.
+Each obligation-period is committed in its own transaction together with a marker
+(`materializations`) carrying the fingerprint of the obligation's content and the roster of
+organizations; a later run skips marked periods without touching the tasks table, and a
+changed plan or roster changes the fingerprint, so the period is checked again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, exists, false, literal, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from duban.catalog import schema as s
+from duban.catalog.loader import build_obligation
+from duban.domain.due import end_of_day, local_date, start_of_day
+from duban.domain.obligations import Obligation, Selector
+from duban.domain.periods import Period, event_period
+from duban.domain.tasks import TaskState
+from duban.domain.workdays import WorkdayCalendar
+from duban.engine.sync import roster_version
+from duban.store import audit
+from duban.store.db import Store
+from duban.store.models import (
+    Event,
+    Materialization,
+    ObligationRow,
+    Organization,
+    OrgTag,
+    Plan,
+    Task,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MaterializeReport:
+    periods_checked: int = 0
+    periods_skipped: int = 0
+    tasks_created: int = 0
+    by_obligation: dict[str, int] = field(default_factory=dict)
+
+    def add(self, code: str, created: int) -> None:
+        self.tasks_created += created
+        if created:
+            self.by_obligation[code] = self.by_obligation.get(code, 0) + created
+
+
+def domain_obligation(row: ObligationRow, plan_code: str) -> Obligation:
+    """Rebuild the domain object from the spec stored when the plan was loaded."""
+    spec = s.ObligationSpec.model_validate(row.spec)
+    valid = spec.valid
+    assert valid is not None  # spec_json always stores the effective window
+    header = s.PlanHeader(id=plan_code, title="", document="", issuer="",
+                          issued=valid.start, valid=valid)
+    return build_obligation(spec, header)
+
+
+def selector_clause(selector: Selector, event_org_id: int | None = None) -> ColumnElement[bool]:
+    if selector.event_org:
+        return Organization.id == event_org_id if event_org_id is not None else false()
+    if selector.org is not None:
+        return Organization.code == selector.org
+    return and_(*(exists().where(OrgTag.org_id == Organization.id, OrgTag.tag == tag)
+                  for tag in sorted(selector.tags)))
+
+
+def _upsert(session: Session):  # type: ignore[no-untyped-def]
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _insert_tasks(session: Session, *, obligation_id: int, ob: Obligation, period: Period,
+                  due: date, tz: ZoneInfo, now: datetime, event_id: int | None = None,
+                  event_org_id: int | None = None) -> int:
+    who = or_(*(selector_clause(sel, event_org_id) for sel in ob.responsible))
+    cols: dict[str, Any] = {
+        "obligation_id": literal(obligation_id), "org_id": Organization.id,
+        "period_key": literal(period.key), "period_start": literal(period.start),
+        "period_end": literal(period.end), "due_date": literal(due),
+        "due_at": literal(end_of_day(due, tz), Task.due_at.type),
+        "opens_at": literal(start_of_day(period.start, tz), Task.opens_at.type),
+        "state": literal(TaskState.OPEN.value), "event_id": literal(event_id, Task.event_id.type),
+        "created_at": literal(now, Task.created_at.type),
+        "updated_at": literal(now, Task.updated_at.type),
+    }
+    query = select(*(v.label(k) for k, v in cols.items())).where(Organization.active, who)
+    stmt = _upsert(session)(Task).from_select(list(cols), query).on_conflict_do_nothing(
+        index_elements=["obligation_id", "org_id", "period_key"])
+    # Core execution (not the ORM bulk path), so the driver's rowcount comes back on both dialects
+    result = session.connection().execute(stmt.execution_options(preserve_rowcount=True))
+    return int(result.rowcount)
+
+
+def _fingerprint(row: ObligationRow, roster: str) -> str:
+    return hashlib.sha256(f"{row.content_hash}:{roster}".encode()).hexdigest()
+
+
+def _mark(session: Session, *, obligation_id: int, key: str, fingerprint: str, created: int,
+          now: datetime) -> None:
+    values = {"obligation_id": obligation_id, "period_key": key, "fingerprint": fingerprint,
+              "tasks_created": created, "at": now}
+    stmt = _upsert(session)(Materialization).values(values)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["obligation_id", "period_key"],
+        set_={"fingerprint": fingerprint, "tasks_created": created, "at": now}))
+
+
+def materialize(store: Store, *, calendar: WorkdayCalendar, now: datetime, tz: ZoneInfo,
+                only: str | None = None, event_kind: str | None = None,
+                progress: Callable[[int, int], None] | None = None) -> MaterializeReport:
+    """Create every task due to exist by `now`; see the module docstring for the contract."""
+    today = local_date(now, tz)
+    report = MaterializeReport()
+    with store.read() as session:
+        roster = roster_version(session)
+        query = select(ObligationRow).where(ObligationRow.active)
+        if only is not None:
+            query = query.where(ObligationRow.code == only)
+        if event_kind is not None:
+            query = query.where(ObligationRow.event_kind == event_kind)
+        rows = list(session.scalars(query.order_by(ObligationRow.code)))
+        plan_codes = {pid: code for pid, code in session.execute(select(Plan.id, Plan.code))}
+        done = {(m.obligation_id, m.period_key): m.fingerprint
+                for m in session.scalars(select(Materialization))}
+        events = list(session.scalars(select(Event).where(Event.occurred_on <= today)))
+    for n, row in enumerate(rows, 1):
+        ob = domain_obligation(row, plan_codes[row.plan_id])
+        fp = _fingerprint(row, roster)
+        if ob.event is None:
+            work = [(period, None) for period in ob.opened_periods(today)]
+        else:
+            work = [(event_period(e.id, e.occurred_on), e) for e in events
+                    if e.kind == ob.event and ob.valid_from <= e.occurred_on <= ob.valid_until]
+        for period, ev in work:
+            report.periods_checked += 1
+            if done.get((row.id, period.key)) == fp:
+                report.periods_skipped += 1
+                continue
+            due = ob.due_date(period, calendar)
+            with store.write() as session:
+                created = _insert_tasks(session, obligation_id=row.id, ob=ob, period=period,
+                                        due=due, tz=tz, now=now,
+                                        event_id=ev.id if ev else None,
+                                        event_org_id=ev.org_id if ev else None)
+                _mark(session, obligation_id=row.id, key=period.key, fingerprint=fp,
+                      created=created, now=now)
+                if created:
+                    audit.record(session, now=now, actor="scheduler", action="tasks.created",
+                                 entity="obligation", entity_id=row.code,
+                                 data={"period": period.key, "due": due.isoformat(),
+                                       "created": created})
+            report.add(row.code, created)
+            if created:
+                log.info("created %d tasks for %s %s (due %s)", created, row.code, period.key,
+                         due)
+        if progress:
+            progress(n, len(rows))
+    return report

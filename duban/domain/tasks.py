@@ -62,7 +62,7 @@ def next_state(current: TaskState, action: Action, reason: str | None = None) ->
         allowed = ", ".join(sorted(a.value for a, r in TRANSITIONS.items()
                                    if current in r.allowed_from)) or "nothing"
         raise StateError(f"cannot {action.value} a task that is {current.value}; "
-                         f"a {current.value} task allows: {allowed}")
+                         f"from {current.value} a task can only: {allowed}")
     if rule.needs_reason and not (reason and reason.strip()):
         raise StateError(f"{action.value} needs a reason")
     return rule.to

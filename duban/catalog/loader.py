@@ -212,9 +212,11 @@ def build_obligation(spec: s.ObligationSpec, header: s.PlanHeader) -> Obligation
 
 def _compute_all_due_dates(ob: Obligation, calendar: WorkdayCalendar, index: LineIndex,
                            at: list[str | int]) -> list[Problem]:
+    # Every due date must fall in a covered year, shifted or not: reminders and escalations
+    # count working days around it.
     try:
         for period in ob.periods():
-            ob.due_date(period, calendar)
+            calendar.is_workday(ob.due_date(period, calendar))
     except CalendarYearMissing as exc:
         return [index.problem([*at, "due"], str(exc))]
     except ValueError as exc:

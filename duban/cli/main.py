@@ -19,6 +19,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -46,7 +47,7 @@ app.add_typer(event_app, name="event")
 app.add_typer(task_app, name="task")
 app.add_typer(cal_app, name="calendar")
 
-out = Console()
+out = Console(markup=False, highlight=False)  # user data is never markup
 err = Console(stderr=True)
 log = logging.getLogger("duban")
 
@@ -56,7 +57,7 @@ ActorOption = Annotated[str | None, typer.Option("--actor", help="Who is acting 
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -45,8 +45,9 @@ YEAR = 2024
 TAGS = ["midwifery", "township", "county-hospital", "village-clinic"]
 KINDS = ["monthly", "bimonthly", "quarterly", "half_yearly", "yearly"]
 BATCH = 20_000
-PG_ADMIN = os.environ.get("DUBAN_BENCH_POSTGRES_URL",
-                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "DUBAN_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def write_inputs(folder: Path, orgs: int, obligations: int) -> tuple[Path, Path]:
@@ -55,23 +56,48 @@ def write_inputs(folder: Path, orgs: int, obligations: int) -> tuple[Path, Path]
         tags = [t for k, t in enumerate(TAGS) if (i + k) % (k + 2) == 0] or ["village-clinic"]
         org_rows.append({"id": f"org-{i}", "name": f"机构{i}", "tags": tags})
     org_file = folder / "orgs.yaml"
-    org_file.write_text(json.dumps({"region": "bench", "tags": {t: t for t in TAGS},
-                                    "organizations": org_rows}, ensure_ascii=False))
+    org_file.write_text(
+        json.dumps(
+            {"region": "bench", "tags": {t: t for t in TAGS}, "organizations": org_rows},
+            ensure_ascii=False,
+        )
+    )
     obs = []
     for j in range(obligations):
         kind = KINDS[j % len(KINDS)]
-        due = {"kind": "day_of_next_month", "day": 5} if kind == "monthly" and j % 2 else \
-            {"kind": "end_of_period", "shift": "next_working_day"}
-        obs.append({"id": f"ob-{j}", "title": f"职责{j}",
-                    "source": {"clause": str(j), "quote": "bench"},
-                    "responsible": [{"tags": [TAGS[j % len(TAGS)]]}],
-                    "recurrence": {"kind": kind}, "due": due, "evidence": ["report"]})
+        due = (
+            {"kind": "day_of_next_month", "day": 5}
+            if kind == "monthly" and j % 2
+            else {"kind": "end_of_period", "shift": "next_working_day"}
+        )
+        obs.append(
+            {
+                "id": f"ob-{j}",
+                "title": f"职责{j}",
+                "source": {"clause": str(j), "quote": "bench"},
+                "responsible": [{"tags": [TAGS[j % len(TAGS)]]}],
+                "recurrence": {"kind": kind},
+                "due": due,
+                "evidence": ["report"],
+            }
+        )
     plan_file = folder / "plan.yaml"
-    plan_file.write_text(json.dumps({
-        "plan": {"id": "bench", "title": "bench", "document": "bench", "issuer": "bench",
-                 "issued": f"{YEAR}-01-01",
-                 "valid": {"from": f"{YEAR}-01-01", "until": f"{YEAR}-12-31"}},
-        "obligations": obs}, ensure_ascii=False))
+    plan_file.write_text(
+        json.dumps(
+            {
+                "plan": {
+                    "id": "bench",
+                    "title": "bench",
+                    "document": "bench",
+                    "issuer": "bench",
+                    "issued": f"{YEAR}-01-01",
+                    "valid": {"from": f"{YEAR}-01-01", "until": f"{YEAR}-12-31"},
+                },
+                "obligations": obs,
+            },
+            ensure_ascii=False,
+        )
+    )
     return plan_file, org_file
 
 
@@ -92,26 +118,44 @@ def planned_rows(catalog, calendar, org_ids: dict[str, int], ob_ids: dict[str, i
         (tag,) = selector.tags
         for period in ob.periods():
             due = ob.due_date(period, calendar)
-            fixed = (ob_ids[ob.code], period.key, period.start, period.end, due,
-                     end_of_day(due, TZ), start_of_day(period.start, TZ), "open", now, now)
+            fixed = (
+                ob_ids[ob.code],
+                period.key,
+                period.start,
+                period.end,
+                due,
+                end_of_day(due, TZ),
+                start_of_day(period.start, TZ),
+                "open",
+                now,
+                now,
+            )
             for org_id in by_tag.get(tag, []):
                 yield (fixed[0], org_id, *fixed[1:])
 
 
 def baseline(store: Store, rows) -> float:
     """executemany into a copy of the tasks table, through the same DBAPI driver."""
-    copy_ddl = ("CREATE TABLE tasks_baseline (id INTEGER PRIMARY KEY, obligation_id INTEGER, "
-                "org_id INTEGER, period_key VARCHAR(32), period_start DATE, period_end DATE, "
-                "due_date DATE, due_at TIMESTAMP, opens_at TIMESTAMP, state VARCHAR(16), "
-                "created_at TIMESTAMP, updated_at TIMESTAMP, "
-                "UNIQUE (obligation_id, org_id, period_key))")
+    copy_ddl = (
+        "CREATE TABLE tasks_baseline (id INTEGER PRIMARY KEY, obligation_id INTEGER, "
+        "org_id INTEGER, period_key VARCHAR(32), period_start DATE, period_end DATE, "
+        "due_date DATE, due_at TIMESTAMP, opens_at TIMESTAMP, state VARCHAR(16), "
+        "created_at TIMESTAMP, updated_at TIMESTAMP, "
+        "UNIQUE (obligation_id, org_id, period_key))"
+    )
     if store.dialect == "postgresql":
-        copy_ddl = copy_ddl.replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY") \
-            .replace("TIMESTAMP", "TIMESTAMPTZ")
-    sql = ("INSERT INTO tasks_baseline (obligation_id, org_id, period_key, period_start, "
-           "period_end, due_date, due_at, opens_at, state, created_at, updated_at) VALUES ")
-    sql += "(?,?,?,?,?,?,?,?,?,?,?)" if store.dialect == "sqlite" else \
-        "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+        copy_ddl = copy_ddl.replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY").replace(
+            "TIMESTAMP", "TIMESTAMPTZ"
+        )
+    sql = (
+        "INSERT INTO tasks_baseline (obligation_id, org_id, period_key, period_start, "
+        "period_end, due_date, due_at, opens_at, state, created_at, updated_at) VALUES "
+    )
+    sql += (
+        "(?,?,?,?,?,?,?,?,?,?,?)"
+        if store.dialect == "sqlite"
+        else "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+    )
     raw = store.engine.raw_connection()
     try:
         cur = raw.cursor()
@@ -156,18 +200,21 @@ def run_one(dialect: str, url: str, plan: Path, orgs: Path) -> None:
         base_rows = session.scalar(text("SELECT count(*) FROM tasks_baseline"))
     assert base_rows == total, f"baseline inserted {base_rows} rows, materialize {total}"
     store.dispose()
-    print(f"{dialect:10} tasks {total:>10,}  materialize {first:8.2f} s "
-          f"({total / first:>9,.0f}/s)  baseline {base:8.2f} s ({total / base:>9,.0f}/s)  "
-          f"ratio {first / base:5.2f}  re-run {rerun:6.3f} s ({100 * rerun / first:4.1f}%)  "
-          f"max-RSS growth {rss_growth:6.1f} MiB")
+    print(
+        f"{dialect:10} tasks {total:>10,}  materialize {first:8.2f} s "
+        f"({total / first:>9,.0f}/s)  baseline {base:8.2f} s ({total / base:>9,.0f}/s)  "
+        f"ratio {first / base:5.2f}  re-run {rerun:6.3f} s ({100 * rerun / first:4.1f}%)  "
+        f"max-RSS growth {rss_growth:6.1f} MiB"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--orgs", type=int, default=30_000)
     parser.add_argument("--obligations", type=int, default=40)
-    parser.add_argument("--db", nargs="+", default=["sqlite", "postgresql"],
-                        choices=["sqlite", "postgresql"])
+    parser.add_argument(
+        "--db", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

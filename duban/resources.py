@@ -19,8 +19,10 @@ def bundled(name: str) -> Path:
     checkout = _PACKAGE.parent / name
     if checkout.is_dir():
         return checkout
-    raise FileNotFoundError(f"bundled folder {name!r} is missing from this duban installation "
-                            f"(looked in {installed} and {checkout}); reinstall duban")
+    raise FileNotFoundError(
+        f"bundled folder {name!r} is missing from this duban installation "
+        f"(looked in {installed} and {checkout}); reinstall duban"
+    )
 
 
 def bundled_plans() -> list[Path]:

@@ -42,8 +42,9 @@ class PeriodStartTrigger(BaseTrigger):  # type: ignore[misc]
     def __init__(self, obligation: Obligation, tz: ZoneInfo) -> None:
         self.starts = sorted({start_of_day(p.start, tz) for p in obligation.periods()})
 
-    def get_next_fire_time(self, previous_fire_time: datetime | None,
-                           now: datetime) -> datetime | None:
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
         after = previous_fire_time or now - timedelta(microseconds=1)
         return next((t for t in self.starts if t > after), None)
 
@@ -55,16 +56,22 @@ def holder_name() -> str:
     return f"duban run pid {os.getpid()} on {socket.gethostname()}"
 
 
-def build_scheduler(app: App, clock: Clock, holder: str,
-                    stop: threading.Event) -> BlockingScheduler:
+def build_scheduler(
+    app: App, clock: Clock, holder: str, stop: threading.Event
+) -> BlockingScheduler:
     tz = app.settings.tz
-    scheduler = BlockingScheduler(timezone=tz, job_defaults={
-        "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+    scheduler = BlockingScheduler(
+        timezone=tz, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+    )
 
     def reconcile(only: str | None = None) -> None:
         report = materialize(app.store, calendar=app.calendar, now=clock(), tz=tz, only=only)
-        log.info("reconcile%s: %d periods checked, %d tasks created",
-                 f" {only}" if only else "", report.periods_checked, report.tasks_created)
+        log.info(
+            "reconcile%s: %d periods checked, %d tasks created",
+            f" {only}" if only else "",
+            report.periods_checked,
+            report.tasks_created,
+        )
 
     def keep_lease() -> None:
         other = lease.acquire(app.store, holder=holder, now=clock())
@@ -75,17 +82,30 @@ def build_scheduler(app: App, clock: Clock, holder: str,
 
     with app.store.read() as session:
         plans = {pid: code for pid, code in session.execute(select(Plan.id, Plan.code))}
-        rows = list(session.scalars(select(ObligationRow).where(ObligationRow.active,
-                                                                 ObligationRow.event_kind
-                                                                 .is_(None))))
+        rows = list(
+            session.scalars(
+                select(ObligationRow).where(
+                    ObligationRow.active, ObligationRow.event_kind.is_(None)
+                )
+            )
+        )
         obligations = [(r.code, domain_obligation(r, plans[r.plan_id])) for r in rows]
     for code, ob in obligations:
-        scheduler.add_job(reconcile, PeriodStartTrigger(ob, tz), args=[code], id=code,
-                          name=f"materialize {code}")
-    scheduler.add_job(reconcile, IntervalTrigger(minutes=app.settings.reconcile_minutes),
-                      id="reconcile", name="reconcile everything")
-    scheduler.add_job(keep_lease, IntervalTrigger(seconds=LEASE_RENEW.total_seconds()),
-                      id="lease", name="renew scheduler lease")
+        scheduler.add_job(
+            reconcile, PeriodStartTrigger(ob, tz), args=[code], id=code, name=f"materialize {code}"
+        )
+    scheduler.add_job(
+        reconcile,
+        IntervalTrigger(minutes=app.settings.reconcile_minutes),
+        id="reconcile",
+        name="reconcile everything",
+    )
+    scheduler.add_job(
+        keep_lease,
+        IntervalTrigger(seconds=LEASE_RENEW.total_seconds()),
+        id="lease",
+        name="renew scheduler lease",
+    )
     return scheduler
 
 
@@ -94,13 +114,18 @@ def run(app: App, clock: Clock) -> None:
     holder = holder_name()
     other = lease.acquire(app.store, holder=holder, now=clock())
     if other is not None:
-        raise SchedulerBusy(f"another scheduler is running on this database: {other}; "
-                            "stop it first, or wait for its lease to expire")
+        raise SchedulerBusy(
+            f"another scheduler is running on this database: {other}; "
+            "stop it first, or wait for its lease to expire"
+        )
     stop = threading.Event()
     try:
         report = materialize(app.store, calendar=app.calendar, now=clock(), tz=app.settings.tz)
-        log.info("catch-up: %d periods checked, %d tasks created", report.periods_checked,
-                 report.tasks_created)
+        log.info(
+            "catch-up: %d periods checked, %d tasks created",
+            report.periods_checked,
+            report.tasks_created,
+        )
         scheduler = build_scheduler(app, clock, holder, stop)
         log.info("scheduler started: %d jobs; press Ctrl+C to stop", len(scheduler.get_jobs()))
         scheduler.start()

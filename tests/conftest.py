@@ -24,8 +24,9 @@ from duban.store.db import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-PG_ADMIN_URL = os.environ.get("DUBAN_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "DUBAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 SKIP_PG = os.environ.get("DUBAN_TEST_SKIP_POSTGRES") == "1"
 
 
@@ -35,9 +36,11 @@ def calendar() -> WorkdayCalendar:
 
 
 def bundled_catalog(calendar: WorkdayCalendar) -> Catalog:
-    return load_catalog(sorted((ROOT / "obligations").glob("*.yaml")),
-                        sorted((ROOT / "obligations" / "organizations").glob("*.yaml")),
-                        calendar)
+    return load_catalog(
+        sorted((ROOT / "obligations").glob("*.yaml")),
+        sorted((ROOT / "obligations" / "organizations").glob("*.yaml")),
+        calendar,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +72,11 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue(f"{request.param}_url" if request.param == "sqlite"
-                                       else "postgres_url"))
+    return str(
+        request.getfixturevalue(
+            f"{request.param}_url" if request.param == "sqlite" else "postgres_url"
+        )
+    )
 
 
 @pytest.fixture

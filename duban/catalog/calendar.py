@@ -66,8 +66,9 @@ def load_calendar_file(path: Path) -> WorkdayCalendar:
     problems: list[Problem] = []
     match = YEAR_FILE.match(path.name)
     if match and int(match.group(1)) != spec.year:
-        problems.append(index.problem(["year"], f"year {spec.year} does not match the file "
-                                                f"name {path.name}"))
+        problems.append(
+            index.problem(["year"], f"year {spec.year} does not match the file name {path.name}")
+        )
     holidays: set[date] = set()
     workdays: set[date] = set()
     for i, h in enumerate(spec.holidays):
@@ -77,32 +78,54 @@ def load_calendar_file(path: Path) -> WorkdayCalendar:
             holidays.add(day)
         for j, w in enumerate(h.workdays):
             if w.weekday() < SATURDAY:
-                problems.append(index.problem(["holidays", i, "workdays", j],
-                                              f"{w} is a {w:%A}; a swapped workday is a "
-                                              "Saturday or Sunday"))
+                problems.append(
+                    index.problem(
+                        ["holidays", i, "workdays", j],
+                        f"{w} is a {w:%A}; a swapped workday is a Saturday or Sunday",
+                    )
+                )
             if w.year != spec.year:
                 # Each file holds only its own year; a swap in another year goes in that file.
-                problems.append(index.problem(["holidays", i, "workdays", j],
-                                              f"{w} is not in {spec.year}; list it in "
-                                              f"{w.year}.yaml"))
+                problems.append(
+                    index.problem(
+                        ["holidays", i, "workdays", j],
+                        f"{w} is not in {spec.year}; list it in {w.year}.yaml",
+                    )
+                )
             workdays.add(w)
     clash = holidays & workdays
     if clash:
-        problems.append(index.problem(["holidays"], f"{min(clash)} is both a holiday and a "
-                                                    "working day"))
+        problems.append(
+            index.problem(["holidays"], f"{min(clash)} is both a holiday and a working day")
+        )
     if problems:
         raise PlanError(problems)
-    return WorkdayCalendar(years=frozenset({spec.year}), holidays=frozenset(holidays),
-                           workdays=frozenset(workdays), source=str(path.parent))
+    return WorkdayCalendar(
+        years=frozenset({spec.year}),
+        holidays=frozenset(holidays),
+        workdays=frozenset(workdays),
+        source=str(path.parent),
+    )
 
 
 def load_calendar(directory: Path) -> WorkdayCalendar:
     """Load every `YYYY.yaml` in `directory`; all problems in all files are reported together."""
-    files = sorted(p for p in directory.iterdir() if YEAR_FILE.match(p.name)) \
-        if directory.is_dir() else []
+    files = (
+        sorted(p for p in directory.iterdir() if YEAR_FILE.match(p.name))
+        if directory.is_dir()
+        else []
+    )
     if not files:
-        raise PlanError([Problem(file=str(directory), line=None, field="",
-                                 message="no calendar year files (YYYY.yaml) found here")])
+        raise PlanError(
+            [
+                Problem(
+                    file=str(directory),
+                    line=None,
+                    field="",
+                    message="no calendar year files (YYYY.yaml) found here",
+                )
+            ]
+        )
     parts: list[WorkdayCalendar] = []
     problems: list[Problem] = []
     for path in files:
@@ -113,5 +136,9 @@ def load_calendar(directory: Path) -> WorkdayCalendar:
     if problems:
         raise PlanError(problems)
     merged = WorkdayCalendar.merge(parts)
-    return WorkdayCalendar(years=merged.years, holidays=merged.holidays,
-                           workdays=merged.workdays, source=str(directory))
+    return WorkdayCalendar(
+        years=merged.years,
+        holidays=merged.holidays,
+        workdays=merged.workdays,
+        source=str(directory),
+    )

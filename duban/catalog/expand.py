@@ -39,8 +39,9 @@ def responsible_orgs(catalog: Catalog, ob: LoadedObligation) -> set[str]:
     return found
 
 
-def planned_tasks(catalog: Catalog, calendar: WorkdayCalendar, *, org: str | None = None,
-                  year: int | None = None) -> Iterator[PlannedTask]:
+def planned_tasks(
+    catalog: Catalog, calendar: WorkdayCalendar, *, org: str | None = None, year: int | None = None
+) -> Iterator[PlannedTask]:
     """Every periodic task the catalog's plans call for, optionally for one org or due year."""
     for ob in catalog.obligations:
         orgs = responsible_orgs(catalog, ob)

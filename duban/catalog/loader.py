@@ -54,13 +54,15 @@ class LoadedObligation:
 
     def spec_json(self) -> dict[str, Any]:
         data = self.spec.model_dump(mode="json", by_alias=True)
-        data["reminders"] = (self.spec.reminders or self.defaults.reminders).model_dump(
-            mode="json")
-        data["escalation"] = [e.model_dump(mode="json")
-                              for e in (self.spec.escalation or self.defaults.escalation)]
+        data["reminders"] = (self.spec.reminders or self.defaults.reminders).model_dump(mode="json")
+        data["escalation"] = [
+            e.model_dump(mode="json") for e in (self.spec.escalation or self.defaults.escalation)
+        ]
         data["source"]["document"] = self.spec.source.document or self.plan.document
-        data["valid"] = {"from": self.domain.valid_from.isoformat(),
-                         "until": self.domain.valid_until.isoformat()}
+        data["valid"] = {
+            "from": self.domain.valid_from.isoformat(),
+            "until": self.domain.valid_until.isoformat(),
+        }
         return data
 
 
@@ -150,48 +152,82 @@ def load_orgs(paths: Sequence[Path]) -> tuple[str, dict[str, str], list[s.OrgSpe
     ids = {o.id for o, _, _ in orgs}
     for org, index, i in orgs:
         if org.id in seen:
-            problems.append(index.problem(["organizations", i, "id"],
-                                          f"organization id {org.id!r} is used twice"))
+            problems.append(
+                index.problem(
+                    ["organizations", i, "id"], f"organization id {org.id!r} is used twice"
+                )
+            )
         seen.add(org.id)
         if org.parent is not None and org.parent not in ids:
-            problems.append(index.problem(["organizations", i, "parent"],
-                                          f"unknown parent organization {org.parent!r}"))
+            problems.append(
+                index.problem(
+                    ["organizations", i, "parent"], f"unknown parent organization {org.parent!r}"
+                )
+            )
         for j, tag in enumerate(org.tags):
             if tag not in tags:
-                problems.append(index.problem(["organizations", i, "tags", j],
-                                              f"unknown tag {tag!r}; declare it under 'tags' "
-                                              f"(known: {', '.join(sorted(tags))})"))
+                problems.append(
+                    index.problem(
+                        ["organizations", i, "tags", j],
+                        f"unknown tag {tag!r}; declare it under 'tags' "
+                        f"(known: {', '.join(sorted(tags))})",
+                    )
+                )
     return region, tags, [o for o, _, _ in orgs], problems
 
 
-def _check_obligation(spec: s.ObligationSpec, i: int, index: LineIndex, tags: dict[str, str],
-                      org_ids: set[str], events: dict[str, s.EventKind],
-                      header: s.PlanHeader) -> list[Problem]:
+def _check_obligation(
+    spec: s.ObligationSpec,
+    i: int,
+    index: LineIndex,
+    tags: dict[str, str],
+    org_ids: set[str],
+    events: dict[str, s.EventKind],
+    header: s.PlanHeader,
+) -> list[Problem]:
     problems: list[Problem] = []
-    at = ["obligations", i]
+    at: list[str | int] = ["obligations", i]
     for j, sel in enumerate(spec.responsible):
         for k, tag in enumerate(sel.tags or []):
             if tag not in tags:
-                problems.append(index.problem([*at, "responsible", j, "tags", k],
-                                              f"unknown tag {tag!r}; known tags: "
-                                              f"{', '.join(sorted(tags))}"))
+                problems.append(
+                    index.problem(
+                        [*at, "responsible", j, "tags", k],
+                        f"unknown tag {tag!r}; known tags: {', '.join(sorted(tags))}",
+                    )
+                )
         if sel.org is not None and sel.org not in org_ids:
-            problems.append(index.problem([*at, "responsible", j, "org"],
-                                          f"unknown organization {sel.org!r}; add it to the "
-                                          "organization file or fix the id"))
+            problems.append(
+                index.problem(
+                    [*at, "responsible", j, "org"],
+                    f"unknown organization {sel.org!r}; add it to the "
+                    "organization file or fix the id",
+                )
+            )
     if isinstance(spec.recurrence, s.OnEvent) and spec.recurrence.event not in events:
-        problems.append(index.problem([*at, "recurrence", "event"],
-                                      f"unknown event kind {spec.recurrence.event!r}; declare it "
-                                      f"under 'events' (known: {', '.join(sorted(events))})"))
+        problems.append(
+            index.problem(
+                [*at, "recurrence", "event"],
+                f"unknown event kind {spec.recurrence.event!r}; declare it "
+                f"under 'events' (known: {', '.join(sorted(events))})",
+            )
+        )
     window = spec.valid or header.valid
-    if spec.valid and not (header.valid.start <= window.start and
-                           window.until <= header.valid.until):
-        problems.append(index.problem([*at, "valid"], "an obligation's window must lie inside "
-                                                      "the plan's window"))
+    if spec.valid and not (
+        header.valid.start <= window.start and window.until <= header.valid.until
+    ):
+        problems.append(
+            index.problem(
+                [*at, "valid"], "an obligation's window must lie inside the plan's window"
+            )
+        )
     if isinstance(spec.due, s.DateSpec) and not (window.start <= spec.due.on <= window.until):
-        problems.append(index.problem([*at, "due", "on"],
-                                      f"{spec.due.on} is outside the window "
-                                      f"{window.start}..{window.until}"))
+        problems.append(
+            index.problem(
+                [*at, "due", "on"],
+                f"{spec.due.on} is outside the window {window.start}..{window.until}",
+            )
+        )
     return problems
 
 
@@ -203,15 +239,18 @@ def build_obligation(spec: s.ObligationSpec, header: s.PlanHeader) -> Obligation
         title=spec.title,
         recurrence=_recurrence(spec.recurrence, window.start),
         due=_due(spec.due),
-        responsible=tuple(Selector(tags=frozenset(sel.tags or ()), org=sel.org,
-                                   event_org=sel.event_org) for sel in spec.responsible),
+        responsible=tuple(
+            Selector(tags=frozenset(sel.tags or ()), org=sel.org, event_org=sel.event_org)
+            for sel in spec.responsible
+        ),
         valid_from=window.start,
         valid_until=window.until,
     )
 
 
-def _compute_all_due_dates(ob: Obligation, calendar: WorkdayCalendar, index: LineIndex,
-                           at: list[str | int]) -> list[Problem]:
+def _compute_all_due_dates(
+    ob: Obligation, calendar: WorkdayCalendar, index: LineIndex, at: list[str | int]
+) -> list[Problem]:
     # Every due date must fall in a covered year, shifted or not: reminders and escalations
     # count working days around it.
     try:
@@ -224,8 +263,9 @@ def _compute_all_due_dates(ob: Obligation, calendar: WorkdayCalendar, index: Lin
     return []
 
 
-def load_catalog(plan_paths: Iterable[Path], org_paths: Iterable[Path],
-                 calendar: WorkdayCalendar) -> Catalog:
+def load_catalog(
+    plan_paths: Iterable[Path], org_paths: Iterable[Path], calendar: WorkdayCalendar
+) -> Catalog:
     """Validate every file; return the catalog or raise PlanError listing every problem."""
     region, tags, orgs, problems = load_orgs(list(org_paths))
     org_ids = {o.id for o in orgs}
@@ -245,29 +285,47 @@ def load_catalog(plan_paths: Iterable[Path], org_paths: Iterable[Path],
         try:
             ZoneInfo(parsed.plan.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            problems.append(index.problem(["plan", "timezone"],
-                                          f"unknown time zone {parsed.plan.timezone!r}"))
-        plans.append(LoadedPlan(header=parsed.plan, events=parsed.events, file=str(path),
-                                content_hash=_hash(data)))
+            problems.append(
+                index.problem(["plan", "timezone"], f"unknown time zone {parsed.plan.timezone!r}")
+            )
+        plans.append(
+            LoadedPlan(
+                header=parsed.plan, events=parsed.events, file=str(path), content_hash=_hash(data)
+            )
+        )
         for i, spec in enumerate(parsed.obligations):
             at: list[str | int] = ["obligations", i]
             if spec.id in seen:
-                problems.append(index.problem([*at, "id"], f"obligation id {spec.id!r} is "
-                                                           f"already used in {seen[spec.id]}"))
+                problems.append(
+                    index.problem(
+                        [*at, "id"], f"obligation id {spec.id!r} is already used in {seen[spec.id]}"
+                    )
+                )
             seen[spec.id] = f"{path}:{index.line(at)}"
             found = _check_obligation(spec, i, index, tags, org_ids, parsed.events, parsed.plan)
             try:
                 ob = build_obligation(spec, parsed.plan)
             except ValueError as exc:
-                found.append(index.problem([*at, "recurrence", "rule"],
-                                           f"invalid RRULE: {exc}"))
+                found.append(index.problem([*at, "recurrence", "rule"], f"invalid RRULE: {exc}"))
             else:
                 found.extend(_compute_all_due_dates(ob, calendar, index, at))
-                obligations.append(LoadedObligation(domain=ob, spec=spec, plan=parsed.plan,
-                                                    defaults=parsed.defaults, file=str(path),
-                                                    line=index.line(at)))
+                obligations.append(
+                    LoadedObligation(
+                        domain=ob,
+                        spec=spec,
+                        plan=parsed.plan,
+                        defaults=parsed.defaults,
+                        file=str(path),
+                        line=index.line(at),
+                    )
+                )
             problems.extend(found)
     if problems:
         raise PlanError(problems)
-    return Catalog(region=region, tags=tags, organizations=tuple(orgs), plans=tuple(plans),
-                   obligations=tuple(obligations))
+    return Catalog(
+        region=region,
+        tags=tags,
+        organizations=tuple(orgs),
+        plans=tuple(plans),
+        obligations=tuple(obligations),
+    )

@@ -41,6 +41,7 @@ class EvidenceKind(StrEnum):
 
 # --- recurrence -------------------------------------------------------------------------
 
+
 class Monthly(Strict):
     kind: Literal["monthly"]
 
@@ -86,6 +87,7 @@ RecurrenceSpec = Annotated[
 
 # --- due rules --------------------------------------------------------------------------
 
+
 class Shift(StrEnum):
     NONE = "none"
     NEXT_WORKING_DAY = "next_working_day"
@@ -129,14 +131,20 @@ class MonthsAfterSpec(DueBase):
 
 
 DueSpec = Annotated[
-    EndOfPeriodSpec | EndOfQuarterSpec | DayOfNextMonthSpec | DateSpec | WorkingDaysAfterSpec
-    | DaysAfterSpec | MonthsAfterSpec,
+    EndOfPeriodSpec
+    | EndOfQuarterSpec
+    | DayOfNextMonthSpec
+    | DateSpec
+    | WorkingDaysAfterSpec
+    | DaysAfterSpec
+    | MonthsAfterSpec,
     Field(discriminator="kind"),
 ]
 EVENT_DUE_KINDS = frozenset({"working_days_after", "days_after", "months_after"})
 
 
 # --- people to tell ---------------------------------------------------------------------
+
 
 class Notify(StrEnum):
     DUTY = "duty"  # the institution's duty contact
@@ -163,6 +171,7 @@ DEFAULT_ESCALATION = (
 
 
 # --- obligations and plans --------------------------------------------------------------
+
 
 class Window(Strict):
     start: date = Field(alias="from")
@@ -230,10 +239,13 @@ class ObligationSpec(Strict):
         is_event = self.recurrence.kind == "event"
         if is_event != (self.due.kind in EVENT_DUE_KINDS):
             if is_event:
-                raise ValueError(f"an event duty needs a due rule counted from the event "
-                                 f"({', '.join(sorted(EVENT_DUE_KINDS))}), not {self.due.kind}")
-            raise ValueError(f"due rule {self.due.kind} counts from an event; use it with "
-                             "recurrence kind: event")
+                raise ValueError(
+                    f"an event duty needs a due rule counted from the event "
+                    f"({', '.join(sorted(EVENT_DUE_KINDS))}), not {self.due.kind}"
+                )
+            raise ValueError(
+                f"due rule {self.due.kind} counts from an event; use it with recurrence kind: event"
+            )
         if self.recurrence.kind == "once" and self.due.kind != "date":
             raise ValueError("a one-off duty (recurrence kind: once) needs due kind: date")
         if any(s.event_org for s in self.responsible) and not is_event:
@@ -278,6 +290,7 @@ class PlanFile(Strict):
 
 
 # --- organizations ----------------------------------------------------------------------
+
 
 class Contact(Strict):
     role: str  # a role, never a person's name

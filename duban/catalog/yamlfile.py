@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,21 @@ from pydantic import ValidationError
 from duban.errors import PlanError, Problem
 
 PathKey = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false are booleans, so keys and values
+    such as `on`, `off`, `yes`, `no` stay strings (`due: {kind: date, on: 2022-05-31}`)."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 @dataclass(frozen=True)
@@ -42,17 +58,23 @@ class LineIndex:
         )
 
 
-def _index(node: yaml.Node, path: PathKey, out: dict[PathKey, int], dupes: list[Problem],
-           file: str) -> None:
+def _index(
+    node: yaml.Node, path: PathKey, out: dict[PathKey, int], dupes: list[Problem], file: str
+) -> None:
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
             key = str(key_node.value)
             if key in seen:
-                dupes.append(Problem(file=file, line=key_node.start_mark.line + 1,
-                                     field=".".join(str(p) for p in (*path, key)),
-                                     message=f"the key {key!r} appears twice; keep one"))
+                dupes.append(
+                    Problem(
+                        file=file,
+                        line=key_node.start_mark.line + 1,
+                        field=".".join(str(p) for p in (*path, key)),
+                        message=f"the key {key!r} appears twice; keep one",
+                    )
+                )
             seen.add(key)
             _index(value_node, (*path, key), out, dupes, file)
             out[(*path, key)] = key_node.start_mark.line + 1
@@ -67,17 +89,30 @@ def load_yaml(path: Path) -> tuple[Any, LineIndex]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PlanError([Problem(file=file, line=None, field="",
-                                 message=f"cannot read the file: {exc.strerror}")]) from exc
+        raise PlanError(
+            [
+                Problem(
+                    file=file, line=None, field="", message=f"cannot read the file: {exc.strerror}"
+                )
+            ]
+        ) from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
-        raise PlanError([Problem(file=file, line=line, field="",
-                                 message=f"YAML syntax error: {exc.problem}; fix the "
-                                         "indentation or quoting on that line")]) from exc
+        raise PlanError(
+            [
+                Problem(
+                    file=file,
+                    line=line,
+                    field="",
+                    message=f"YAML syntax error: {exc.problem}; fix the "
+                    "indentation or quoting on that line",
+                )
+            ]
+        ) from exc
     lines: dict[PathKey, int] = {}
     dupes: list[Problem] = []
     if node is not None:
@@ -108,8 +143,13 @@ def _strip_tags(path: list[str | int], index: LineIndex) -> list[str | int]:
     out: list[str | int] = []
     for part in path:
         candidate = [*out, part]
-        if isinstance(part, str) and tuple(candidate) not in index.lines and out and \
-                tuple(out) in index.lines and _is_tag(part):
+        if (
+            isinstance(part, str)
+            and tuple(candidate) not in index.lines
+            and out
+            and tuple(out) in index.lines
+            and _is_tag(part)
+        ):
             continue
         out.append(part)
     return out

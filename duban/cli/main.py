@@ -34,8 +34,11 @@ from duban.engine.queries import list_tasks
 from duban.errors import DubanError, PlanError
 from duban.store import audit
 
-app = typer.Typer(help="督办 duban: plans as data, tasks on time, an audit trail you can trust.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="督办 duban: plans as data, tasks on time, an audit trail you can trust.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 plan_app = typer.Typer(help="Check and show plan files.", no_args_is_help=True)
 audit_app = typer.Typer(help="Prove the audit trail is intact.", no_args_is_help=True)
 event_app = typer.Typer(help="Record events that start deadline chains.", no_args_is_help=True)
@@ -51,8 +54,10 @@ out = Console(markup=False, highlight=False)  # user data is never markup
 err = Console(stderr=True)
 log = logging.getLogger("duban")
 
-NowOption = Annotated[str | None, typer.Option("--now", help="Act as of this moment "
-                                                "(ISO date or datetime; naive = local time).")]
+NowOption = Annotated[
+    str | None,
+    typer.Option("--now", help="Act as of this moment (ISO date or datetime; naive = local time)."),
+]
 ActorOption = Annotated[str | None, typer.Option("--actor", help="Who is acting (audit trail).")]
 
 
@@ -84,8 +89,11 @@ def parse_moment(text: str | None, ctx: App) -> datetime:
             return start_of_day(date.fromisoformat(text), ctx.tz)
         moment = datetime.fromisoformat(text)
     except ValueError:
-        fail(f"cannot read {text!r} as a date or datetime; use e.g. 2022-07-05 or "
-             "2022-07-05T09:30+08:00", 2)
+        fail(
+            f"cannot read {text!r} as a date or datetime; use e.g. 2022-07-05 or "
+            "2022-07-05T09:30+08:00",
+            2,
+        )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ctx.tz)
     return moment.astimezone(UTC)
@@ -100,25 +108,33 @@ def _show_local(moment: datetime, ctx: App) -> str:
 
 
 @app.command()
-def init(no_load: Annotated[bool, typer.Option("--no-load", help="Only create/upgrade the "
-                                               "schema; load no plans.")] = False,
-         now: NowOption = None) -> None:
+def init(
+    no_load: Annotated[
+        bool, typer.Option("--no-load", help="Only create/upgrade the schema; load no plans.")
+    ] = False,
+    now: NowOption = None,
+) -> None:
     """Create or upgrade the database and load the configured plans and organizations."""
     ctx = _app()
     with errors():
         report = ctx.init(now=parse_moment(now, ctx), load=not no_load)
     out.print(f"database ready: {ctx.store.engine.url.render_as_string(hide_password=True)}")
     if report:
-        out.print(f"loaded {report.plans} plans, {report.obligations} obligations "
-                  f"({report.changed_obligations} new or changed), {report.organizations} "
-                  "organizations")
+        out.print(
+            f"loaded {report.plans} plans, {report.obligations} obligations "
+            f"({report.changed_obligations} new or changed), {report.organizations} "
+            "organizations"
+        )
 
 
 @plan_app.command("check")
-def plan_check(files: Annotated[list[Path], typer.Argument(help="Plan files to check.")],
-               orgs: Annotated[list[Path] | None, typer.Option(
-                   "--orgs", help="Organization files (default: the configured ones).")] = None
-               ) -> None:
+def plan_check(
+    files: Annotated[list[Path], typer.Argument(help="Plan files to check.")],
+    orgs: Annotated[
+        list[Path] | None,
+        typer.Option("--orgs", help="Organization files (default: the configured ones)."),
+    ] = None,
+) -> None:
     """Validate plan files; every problem names the file, line and field."""
     ctx = _app()
     with errors():
@@ -129,10 +145,10 @@ def plan_check(files: Annotated[list[Path], typer.Argument(help="Plan files to c
 
 
 @plan_app.command("show")
-def plan_show(year: Annotated[int | None, typer.Option(help="Only due dates in this year.")]
-              = None,
-              org: Annotated[str | None, typer.Option(help="Only this organization.")] = None
-              ) -> None:
+def plan_show(
+    year: Annotated[int | None, typer.Option(help="Only due dates in this year.")] = None,
+    org: Annotated[str | None, typer.Option(help="Only this organization.")] = None,
+) -> None:
     """Every due date of the plans (per obligation and period), from the plan files."""
     ctx = _app()
     with errors():
@@ -143,42 +159,73 @@ def plan_show(year: Annotated[int | None, typer.Option(help="Only due dates in t
     titles = {o.domain.code: o.domain.title for o in catalog.obligations}
     table = Table("due 截止", "obligation 职责", "period 周期", "title 名称", "organizations 机构")
     for (due, code, key), who in sorted(rows.items()):
-        table.add_row(due.isoformat(), code, key, titles[code],
-                      ", ".join(who) if len(who) <= 3 else f"{len(who)} organizations")
+        table.add_row(
+            due.isoformat(),
+            code,
+            key,
+            titles[code],
+            ", ".join(who) if len(who) <= 3 else f"{len(who)} organizations",
+        )
     out.print(table)
     out.print(f"{len(rows)} due dates")
 
 
 @app.command()
-def tasks(org: Annotated[str | None, typer.Option(help="Organization id.")] = None,
-          obligation: Annotated[str | None, typer.Option(help="Obligation id.")] = None,
-          state: Annotated[TaskState | None, typer.Option(help="Task state.")] = None,
-          overdue: Annotated[bool, typer.Option("--overdue", help="Only overdue tasks.")] = False,
-          as_of: Annotated[str | None, typer.Option("--as-of", help="Judge overdue as of this "
-                                                    "date/time (default: now).")] = None,
-          as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
-          limit: Annotated[int | None, typer.Option(help="At most this many.")] = None) -> None:
+def tasks(
+    org: Annotated[str | None, typer.Option(help="Organization id.")] = None,
+    obligation: Annotated[str | None, typer.Option(help="Obligation id.")] = None,
+    state: Annotated[TaskState | None, typer.Option(help="Task state.")] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only overdue tasks.")] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Judge overdue as of this date/time (default: now)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+) -> None:
     """List tasks, most urgent first, with overdue and late derived as of --as-of."""
     ctx = _app()
     with errors():
         moment = parse_moment(as_of, ctx)
-        found = list_tasks(ctx.store, now=moment, tz=ctx.tz, org=org, obligation=obligation,
-                           state=state, overdue=overdue, limit=limit)
+        found = list_tasks(
+            ctx.store,
+            now=moment,
+            tz=ctx.tz,
+            org=org,
+            obligation=obligation,
+            state=state,
+            overdue=overdue,
+            limit=limit,
+        )
         if as_json:
             sys.stdout.write("[")
             for i, view in enumerate(found):
-                sys.stdout.write(("," if i else "") + "\n" + json.dumps(view.as_json(),
-                                                                        ensure_ascii=False))
+                sys.stdout.write(
+                    ("," if i else "") + "\n" + json.dumps(view.as_json(), ensure_ascii=False)
+                )
             sys.stdout.write("\n]\n")
             return
-        table = Table("id", "due 截止", "organization 机构", "obligation 职责", "period 周期",
-                      "state 状态", "overdue 逾期")
+        table = Table(
+            "id",
+            "due 截止",
+            "organization 机构",
+            "obligation 职责",
+            "period 周期",
+            "state 状态",
+            "overdue 逾期",
+        )
         count = 0
         for v in found:
             count += 1
-            table.add_row(str(v.id), v.due.isoformat(), v.org, v.obligation, v.period,
-                          v.state.value + (" (late)" if v.late else ""),
-                          f"{v.overdue_days} d" if v.overdue else "")
+            table.add_row(
+                str(v.id),
+                v.due.isoformat(),
+                v.org,
+                v.obligation,
+                v.period,
+                v.state.value + (" (late)" if v.late else ""),
+                f"{v.overdue_days} d" if v.overdue else "",
+            )
     out.print(table)
     out.print(f"{count} tasks as of {_show_local(moment, ctx)}")
 
@@ -193,11 +240,17 @@ def tick(now: NowOption = None) -> None:
             fail("the database is not initialised; run `duban init` first")
         with Progress(console=err, transient=True) as bar:
             job = bar.add_task("materializing", total=None)
-            report = materialize(ctx.store, calendar=ctx.calendar, now=moment, tz=ctx.tz,
-                                 progress=lambda n, total: bar.update(job, completed=n,
-                                                                      total=total))
-    out.print(f"tick at {_show_local(moment, ctx)}: {report.periods_checked} periods checked, "
-              f"{report.tasks_created} tasks created")
+            report = materialize(
+                ctx.store,
+                calendar=ctx.calendar,
+                now=moment,
+                tz=ctx.tz,
+                progress=lambda n, total: bar.update(job, completed=n, total=total),
+            )
+    out.print(
+        f"tick at {_show_local(moment, ctx)}: {report.periods_checked} periods checked, "
+        f"{report.tasks_created} tasks created"
+    )
     for code, n in sorted(report.by_obligation.items()):
         out.print(f"  {code}: +{n}")
 
@@ -207,26 +260,36 @@ def run() -> None:
     """Run the embedded scheduler on this database (initialising it if needed)."""
     from duban import scheduler
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ctx = _app()
     with errors():
         report = ctx.init(now=datetime.now(UTC))
         if report:
-            log.info("database %s: %d plans, %d obligations, %d organizations",
-                     ctx.store.engine.url.render_as_string(hide_password=True), report.plans,
-                     report.obligations, report.organizations)
+            log.info(
+                "database %s: %d plans, %d obligations, %d organizations",
+                ctx.store.engine.url.render_as_string(hide_password=True),
+                report.plans,
+                report.obligations,
+                report.organizations,
+            )
         scheduler.run(ctx, clock=lambda: datetime.now(UTC))
 
 
 @event_app.command("add")
-def event_add(kind: Annotated[str, typer.Argument(help="Event kind, e.g. maternal-death.")],
-              org: Annotated[str, typer.Option(help="Organization where it happened.")],
-              on: Annotated[str, typer.Option(help="Date it happened (YYYY-MM-DD).")],
-              note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
-              now: NowOption = None, actor: ActorOption = None) -> None:
+def event_add(
+    kind: Annotated[str, typer.Argument(help="Event kind, e.g. maternal-death.")],
+    org: Annotated[str, typer.Option(help="Organization where it happened.")],
+    on: Annotated[str, typer.Option(help="Date it happened (YYYY-MM-DD).")],
+    note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
+    now: NowOption = None,
+    actor: ActorOption = None,
+) -> None:
     """Record an event and create its deadline chain."""
     ctx = _app()
     with errors():
@@ -235,35 +298,58 @@ def event_add(kind: Annotated[str, typer.Argument(help="Event kind, e.g. materna
         except ValueError:
             fail(f"--on {on!r} is not a date; use YYYY-MM-DD", 2)
         moment = parse_moment(now, ctx)
-        result = actions.record_event(ctx.store, kind=kind, org=org, occurred_on=occurred,
-                                      now=moment, tz=ctx.tz, calendar=ctx.calendar,
-                                      actor=actor_name(actor), note=note)
-        out.print(f"event {result.event_id} recorded; {result.report.tasks_created} tasks "
-                  "created")
+        result = actions.record_event(
+            ctx.store,
+            kind=kind,
+            org=org,
+            occurred_on=occurred,
+            now=moment,
+            tz=ctx.tz,
+            calendar=ctx.calendar,
+            actor=actor_name(actor),
+            note=note,
+        )
+        out.print(f"event {result.event_id} recorded; {result.report.tasks_created} tasks created")
         for view in list_tasks(ctx.store, now=moment, tz=ctx.tz, event=result.event_id):
             out.print(f"  task {view.id}: {view.org} {view.obligation} due {view.due}")
 
 
-def _act(task_id: int, action: Action, actor: str | None, now: str | None,
-         reason: str | None = None) -> None:
+def _act(
+    task_id: int, action: Action, actor: str | None, now: str | None, reason: str | None = None
+) -> None:
     ctx = _app()
     with errors():
-        state = actions.transition(ctx.store, task_id=task_id, action=action,
-                                   actor=actor_name(actor), now=parse_moment(now, ctx),
-                                   reason=reason)
+        state = actions.transition(
+            ctx.store,
+            task_id=task_id,
+            action=action,
+            actor=actor_name(actor),
+            now=parse_moment(now, ctx),
+            reason=reason,
+        )
     out.print(f"task {task_id}: {state.value}")
 
 
 @task_app.command("submit")
-def task_submit(task_id: int, note: Annotated[str | None, typer.Option(
-                    help="Attach this note as evidence before submitting.")] = None,
-                now: NowOption = None, actor: ActorOption = None) -> None:
+def task_submit(
+    task_id: int,
+    note: Annotated[
+        str | None, typer.Option(help="Attach this note as evidence before submitting.")
+    ] = None,
+    now: NowOption = None,
+    actor: ActorOption = None,
+) -> None:
     """Submit a task (with a note as evidence)."""
     if note:
         ctx = _app()
         with errors():
-            actions.add_note(ctx.store, task_id=task_id, note=note, actor=actor_name(actor),
-                             now=parse_moment(now, ctx))
+            actions.add_note(
+                ctx.store,
+                task_id=task_id,
+                note=note,
+                actor=actor_name(actor),
+                now=parse_moment(now, ctx),
+            )
     _act(task_id, Action.SUBMIT, actor, now)
 
 
@@ -274,23 +360,34 @@ def task_accept(task_id: int, now: NowOption = None, actor: ActorOption = None) 
 
 
 @task_app.command("reject")
-def task_reject(task_id: int, reason: Annotated[str, typer.Option(help="Why.")],
-                now: NowOption = None, actor: ActorOption = None) -> None:
+def task_reject(
+    task_id: int,
+    reason: Annotated[str, typer.Option(help="Why.")],
+    now: NowOption = None,
+    actor: ActorOption = None,
+) -> None:
     """Reject a submitted task, with a reason."""
     _act(task_id, Action.REJECT, actor, now, reason)
 
 
 @task_app.command("waive")
-def task_waive(task_id: int, reason: Annotated[str, typer.Option(help="Why.")],
-               now: NowOption = None, actor: ActorOption = None) -> None:
+def task_waive(
+    task_id: int,
+    reason: Annotated[str, typer.Option(help="Why.")],
+    now: NowOption = None,
+    actor: ActorOption = None,
+) -> None:
     """Waive an open task, with a reason."""
     _act(task_id, Action.WAIVE, actor, now, reason)
 
 
 @audit_app.command("verify")
-def audit_verify(head: Annotated[str | None, typer.Option(
-        "--head", help="A head recorded earlier that today's log must still contain.")] = None
-                 ) -> None:
+def audit_verify(
+    head: Annotated[
+        str | None,
+        typer.Option("--head", help="A head recorded earlier that today's log must still contain."),
+    ] = None,
+) -> None:
     """Recompute every hash of the audit chain; exit 1 naming the first broken link."""
     ctx = _app()
     with errors(), ctx.store.read() as session:

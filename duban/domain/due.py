@@ -44,8 +44,10 @@ class DayOfNextMonth:
 
     def __post_init__(self) -> None:
         if not 1 <= self.day <= LAST_SAFE_MONTH_DAY:
-            raise ValueError(f"day {self.day} does not exist in every month; use 1–28, "
-                             "or end_of_period for the month's last day")
+            raise ValueError(
+                f"day {self.day} does not exist in every month; use 1–28, "
+                "or end_of_period for the month's last day"
+            )
 
     def raw(self, period: Period, calendar: WorkdayCalendar) -> date:
         first_of_next = period.end.replace(day=1) + relativedelta(months=1)
@@ -93,8 +95,15 @@ class MonthsAfter:
         return period.start + relativedelta(months=self.months)
 
 
-DueKind = EndOfPeriod | EndOfQuarter | DayOfNextMonth | FixedDate | WorkingDaysAfter | \
-    DaysAfter | MonthsAfter
+DueKind = (
+    EndOfPeriod
+    | EndOfQuarter
+    | DayOfNextMonth
+    | FixedDate
+    | WorkingDaysAfter
+    | DaysAfter
+    | MonthsAfter
+)
 EVENT_RULES = (WorkingDaysAfter, DaysAfter, MonthsAfter)
 
 

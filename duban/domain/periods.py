@@ -75,8 +75,9 @@ def calendar_period(cadence: Cadence, day: date) -> Period:
         key = f"{day.year}"
     else:
         key = f"{day.year}-{_KEY_LETTER[cadence]}{index + 1}"
-    return Period(start=date(day.year, first_month, 1), end=_month_end(day.year, last_month),
-                  key=key)
+    return Period(
+        start=date(day.year, first_month, 1), end=_month_end(day.year, last_month), key=key
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -41,14 +41,18 @@ class Transition:
 
 
 TRANSITIONS: dict[Action, Transition] = {
-    Action.SUBMIT: Transition(allowed_from=frozenset({TaskState.OPEN, TaskState.REJECTED}),
-                              to=TaskState.SUBMITTED),
-    Action.ACCEPT: Transition(allowed_from=frozenset({TaskState.SUBMITTED}),
-                              to=TaskState.ACCEPTED),
-    Action.REJECT: Transition(allowed_from=frozenset({TaskState.SUBMITTED}),
-                              to=TaskState.REJECTED, needs_reason=True),
-    Action.WAIVE: Transition(allowed_from=frozenset({TaskState.OPEN, TaskState.REJECTED}),
-                             to=TaskState.WAIVED, needs_reason=True),
+    Action.SUBMIT: Transition(
+        allowed_from=frozenset({TaskState.OPEN, TaskState.REJECTED}), to=TaskState.SUBMITTED
+    ),
+    Action.ACCEPT: Transition(allowed_from=frozenset({TaskState.SUBMITTED}), to=TaskState.ACCEPTED),
+    Action.REJECT: Transition(
+        allowed_from=frozenset({TaskState.SUBMITTED}), to=TaskState.REJECTED, needs_reason=True
+    ),
+    Action.WAIVE: Transition(
+        allowed_from=frozenset({TaskState.OPEN, TaskState.REJECTED}),
+        to=TaskState.WAIVED,
+        needs_reason=True,
+    ),
 }
 
 #: States in which the responsible institution still owes something.
@@ -59,10 +63,14 @@ def next_state(current: TaskState, action: Action, reason: str | None = None) ->
     """The state after `action`, or StateError naming what is allowed instead."""
     rule = TRANSITIONS[action]
     if current not in rule.allowed_from:
-        allowed = ", ".join(sorted(a.value for a, r in TRANSITIONS.items()
-                                   if current in r.allowed_from)) or "nothing"
-        raise StateError(f"cannot {action.value} a task that is {current.value}; "
-                         f"from {current.value} a task can only: {allowed}")
+        allowed = (
+            ", ".join(sorted(a.value for a, r in TRANSITIONS.items() if current in r.allowed_from))
+            or "nothing"
+        )
+        raise StateError(
+            f"cannot {action.value} a task that is {current.value}; "
+            f"from {current.value} a task can only: {allowed}"
+        )
     if rule.needs_reason and not (reason and reason.strip()):
         raise StateError(f"{action.value} needs a reason")
     return rule.to

@@ -40,31 +40,54 @@ def org_by_code(session: Session, code: str) -> Organization:
     return org
 
 
-def record_event(store: Store, *, kind: str, org: str, occurred_on: date, now: datetime,
-                 tz: ZoneInfo, calendar: WorkdayCalendar, actor: str,
-                 note: str | None = None) -> EventResult:
+def record_event(
+    store: Store,
+    *,
+    kind: str,
+    org: str,
+    occurred_on: date,
+    now: datetime,
+    tz: ZoneInfo,
+    calendar: WorkdayCalendar,
+    actor: str,
+    note: str | None = None,
+) -> EventResult:
     """Record an event and create its deadline chain (via the same reconcile as periods).
 
     The chain's deadlines are computed before anything is written, so an event whose deadline
     falls in a year the calendar lacks is refused whole.
     """
     if occurred_on > local_date(now, tz):
-        raise DubanError(f"the event date {occurred_on} is in the future; record events that "
-                         "have happened")
+        raise DubanError(
+            f"the event date {occurred_on} is in the future; record events that have happened"
+        )
     with store.write() as session:
         kinds = known_event_kinds(session)
         if kind not in kinds:
-            raise DubanError(f"unknown event kind {kind!r}; known kinds: "
-                             f"{', '.join(sorted(kinds)) or 'none (load a plan first)'}")
+            raise DubanError(
+                f"unknown event kind {kind!r}; known kinds: "
+                f"{', '.join(sorted(kinds)) or 'none (load a plan first)'}"
+            )
         where = org_by_code(session, org)
-        event = Event(kind=kind, org_id=where.id, occurred_on=occurred_on, note=note,
-                      recorded_by=actor, recorded_at=now)
+        event = Event(
+            kind=kind,
+            org_id=where.id,
+            occurred_on=occurred_on,
+            note=note,
+            recorded_by=actor,
+            recorded_at=now,
+        )
         session.add(event)
         session.flush()
-        audit.record(session, now=now, actor=actor, action="event.recorded", entity="event",
-                     entity_id=event.id, data={"kind": kind, "org": org,
-                                               "occurred_on": occurred_on.isoformat(),
-                                               "note": note})
+        audit.record(
+            session,
+            now=now,
+            actor=actor,
+            action="event.recorded",
+            entity="event",
+            entity_id=event.id,
+            data={"kind": kind, "org": org, "occurred_on": occurred_on.isoformat(), "note": note},
+        )
         event_id = event.id
     report = materialize(store, calendar=calendar, now=now, tz=tz, event_kind=kind)
     return EventResult(event_id=event_id, report=report)
@@ -81,28 +104,43 @@ def add_note(store: Store, *, task_id: int, note: str, actor: str, now: datetime
     """Attach a written note as evidence; returns the evidence id."""
     with store.write() as session:
         task = _load_for_update(session, task_id)
-        ev = Evidence(task_id=task.id, kind="note", note=note, uploaded_by=actor,
-                      uploaded_at=now)
+        ev = Evidence(task_id=task.id, kind="note", note=note, uploaded_by=actor, uploaded_at=now)
         session.add(ev)
         session.flush()
-        audit.record(session, now=now, actor=actor, action="evidence.added", entity="task",
-                     entity_id=task.id, data={"evidence": ev.id, "kind": "note"})
+        audit.record(
+            session,
+            now=now,
+            actor=actor,
+            action="evidence.added",
+            entity="task",
+            entity_id=task.id,
+            data={"evidence": ev.id, "kind": "note"},
+        )
         return ev.id
 
 
-def transition(store: Store, *, task_id: int, action: Action, actor: str, now: datetime,
-               reason: str | None = None) -> TaskState:
+def transition(
+    store: Store,
+    *,
+    task_id: int,
+    action: Action,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> TaskState:
     """Apply `action` to the task; the state machine in duban.domain.tasks decides."""
     with store.write() as session:
         task = _load_for_update(session, task_id)
         before = TaskState(task.state)
         after = next_state(before, action, reason)
         if action is Action.SUBMIT:
-            has_evidence = session.scalar(select(Evidence.id).where(Evidence.task_id == task.id)
-                                          .limit(1))
+            has_evidence = session.scalar(
+                select(Evidence.id).where(Evidence.task_id == task.id).limit(1)
+            )
             if has_evidence is None:
-                raise DubanError(f"task {task.id} has no evidence yet; attach a file or a note "
-                                 "before submitting")
+                raise DubanError(
+                    f"task {task.id} has no evidence yet; attach a file or a note before submitting"
+                )
             task.submitted_at = now
             task.first_submitted_at = task.first_submitted_at or now
         elif action in (Action.ACCEPT, Action.REJECT):
@@ -110,7 +148,13 @@ def transition(store: Store, *, task_id: int, action: Action, actor: str, now: d
         task.reason = reason if action in (Action.REJECT, Action.WAIVE) else None
         task.state = after.value
         task.updated_at = now
-        audit.record(session, now=now, actor=actor, action=f"task.{action.value}",
-                     entity="task", entity_id=task.id,
-                     data={"from": before.value, "to": after.value, "reason": reason})
+        audit.record(
+            session,
+            now=now,
+            actor=actor,
+            action=f"task.{action.value}",
+            entity="task",
+            entity_id=task.id,
+            data={"from": before.value, "to": after.value, "reason": reason},
+        )
         return after

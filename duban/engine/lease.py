@@ -18,19 +18,30 @@ LEASE_NAME = "scheduler"
 DEFAULT_TTL = timedelta(seconds=90)
 
 
-def acquire(store: Store, *, holder: str, now: datetime, ttl: timedelta = DEFAULT_TTL,
-            name: str = LEASE_NAME) -> str | None:
+def acquire(
+    store: Store,
+    *,
+    holder: str,
+    now: datetime,
+    ttl: timedelta = DEFAULT_TTL,
+    name: str = LEASE_NAME,
+) -> str | None:
     """Take or renew the lease. Returns None on success, else a description of the holder."""
     with store.write() as session:
         insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
-        session.execute(insert(SchedulerLease).values(name=name, holder=holder,
-                                                      expires_at=now + ttl)
-                        .on_conflict_do_nothing(index_elements=["name"]))
-        session.execute(update(SchedulerLease)
-                        .where(SchedulerLease.name == name,
-                               (SchedulerLease.holder == holder)
-                               | (SchedulerLease.expires_at <= now))
-                        .values(holder=holder, expires_at=now + ttl))
+        session.execute(
+            insert(SchedulerLease)
+            .values(name=name, holder=holder, expires_at=now + ttl)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        session.execute(
+            update(SchedulerLease)
+            .where(
+                SchedulerLease.name == name,
+                (SchedulerLease.holder == holder) | (SchedulerLease.expires_at <= now),
+            )
+            .values(holder=holder, expires_at=now + ttl)
+        )
         row = session.scalar(select(SchedulerLease).where(SchedulerLease.name == name))
         assert row is not None
         if row.holder == holder:
@@ -40,6 +51,8 @@ def acquire(store: Store, *, holder: str, now: datetime, ttl: timedelta = DEFAUL
 
 def release(store: Store, *, holder: str, now: datetime, name: str = LEASE_NAME) -> None:
     with store.write() as session:
-        session.execute(update(SchedulerLease)
-                        .where(SchedulerLease.name == name, SchedulerLease.holder == holder)
-                        .values(expires_at=now))
+        session.execute(
+            update(SchedulerLease)
+            .where(SchedulerLease.name == name, SchedulerLease.holder == holder)
+            .values(expires_at=now)
+        )

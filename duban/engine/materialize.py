@@ -69,8 +69,9 @@ def domain_obligation(row: ObligationRow, plan_code: str) -> Obligation:
     spec = s.ObligationSpec.model_validate(row.spec)
     valid = spec.valid
     assert valid is not None  # spec_json always stores the effective window
-    header = s.PlanHeader(id=plan_code, title="", document="", issuer="",
-                          issued=valid.start, valid=valid)
+    header = s.PlanHeader(
+        id=plan_code, title="", document="", issuer="", issued=valid.start, valid=valid
+    )
     return build_obligation(spec, header)
 
 
@@ -79,31 +80,51 @@ def selector_clause(selector: Selector, event_org_id: int | None = None) -> Colu
         return Organization.id == event_org_id if event_org_id is not None else false()
     if selector.org is not None:
         return Organization.code == selector.org
-    return and_(*(exists().where(OrgTag.org_id == Organization.id, OrgTag.tag == tag)
-                  for tag in sorted(selector.tags)))
+    return and_(
+        *(
+            exists().where(OrgTag.org_id == Organization.id, OrgTag.tag == tag)
+            for tag in sorted(selector.tags)
+        )
+    )
 
 
 def _upsert(session: Session):  # type: ignore[no-untyped-def]
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _insert_tasks(session: Session, *, obligation_id: int, ob: Obligation, period: Period,
-                  due: date, tz: ZoneInfo, now: datetime, event_id: int | None = None,
-                  event_org_id: int | None = None) -> int:
+def _insert_tasks(
+    session: Session,
+    *,
+    obligation_id: int,
+    ob: Obligation,
+    period: Period,
+    due: date,
+    tz: ZoneInfo,
+    now: datetime,
+    event_id: int | None = None,
+    event_org_id: int | None = None,
+) -> int:
     who = or_(*(selector_clause(sel, event_org_id) for sel in ob.responsible))
     cols: dict[str, Any] = {
-        "obligation_id": literal(obligation_id), "org_id": Organization.id,
-        "period_key": literal(period.key), "period_start": literal(period.start),
-        "period_end": literal(period.end), "due_date": literal(due),
+        "obligation_id": literal(obligation_id),
+        "org_id": Organization.id,
+        "period_key": literal(period.key),
+        "period_start": literal(period.start),
+        "period_end": literal(period.end),
+        "due_date": literal(due),
         "due_at": literal(end_of_day(due, tz), Task.due_at.type),
         "opens_at": literal(start_of_day(period.start, tz), Task.opens_at.type),
-        "state": literal(TaskState.OPEN.value), "event_id": literal(event_id, Task.event_id.type),
+        "state": literal(TaskState.OPEN.value),
+        "event_id": literal(event_id, Task.event_id.type),
         "created_at": literal(now, Task.created_at.type),
         "updated_at": literal(now, Task.updated_at.type),
     }
     query = select(*(v.label(k) for k, v in cols.items())).where(Organization.active, who)
-    stmt = _upsert(session)(Task).from_select(list(cols), query).on_conflict_do_nothing(
-        index_elements=["obligation_id", "org_id", "period_key"])
+    stmt = (
+        _upsert(session)(Task)
+        .from_select(list(cols), query)
+        .on_conflict_do_nothing(index_elements=["obligation_id", "org_id", "period_key"])
+    )
     # Core execution (not the ORM bulk path), so the driver's rowcount comes back on both dialects
     result = session.connection().execute(stmt.execution_options(preserve_rowcount=True))
     return int(result.rowcount)
@@ -113,19 +134,35 @@ def _fingerprint(row: ObligationRow, roster: str) -> str:
     return hashlib.sha256(f"{row.content_hash}:{roster}".encode()).hexdigest()
 
 
-def _mark(session: Session, *, obligation_id: int, key: str, fingerprint: str, created: int,
-          now: datetime) -> None:
-    values = {"obligation_id": obligation_id, "period_key": key, "fingerprint": fingerprint,
-              "tasks_created": created, "at": now}
+def _mark(
+    session: Session, *, obligation_id: int, key: str, fingerprint: str, created: int, now: datetime
+) -> None:
+    values = {
+        "obligation_id": obligation_id,
+        "period_key": key,
+        "fingerprint": fingerprint,
+        "tasks_created": created,
+        "at": now,
+    }
     stmt = _upsert(session)(Materialization).values(values)
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=["obligation_id", "period_key"],
-        set_={"fingerprint": fingerprint, "tasks_created": created, "at": now}))
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["obligation_id", "period_key"],
+            set_={"fingerprint": fingerprint, "tasks_created": created, "at": now},
+        )
+    )
 
 
-def materialize(store: Store, *, calendar: WorkdayCalendar, now: datetime, tz: ZoneInfo,
-                only: str | None = None, event_kind: str | None = None,
-                progress: Callable[[int, int], None] | None = None) -> MaterializeReport:
+def materialize(
+    store: Store,
+    *,
+    calendar: WorkdayCalendar,
+    now: datetime,
+    tz: ZoneInfo,
+    only: str | None = None,
+    event_kind: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> MaterializeReport:
     """Create every task due to exist by `now`; see the module docstring for the contract."""
     today = local_date(now, tz)
     report = MaterializeReport()
@@ -138,17 +175,23 @@ def materialize(store: Store, *, calendar: WorkdayCalendar, now: datetime, tz: Z
             query = query.where(ObligationRow.event_kind == event_kind)
         rows = list(session.scalars(query.order_by(ObligationRow.code)))
         plan_codes = {pid: code for pid, code in session.execute(select(Plan.id, Plan.code))}
-        done = {(m.obligation_id, m.period_key): m.fingerprint
-                for m in session.scalars(select(Materialization))}
+        done = {
+            (m.obligation_id, m.period_key): m.fingerprint
+            for m in session.scalars(select(Materialization))
+        }
         events = list(session.scalars(select(Event).where(Event.occurred_on <= today)))
     for n, row in enumerate(rows, 1):
         ob = domain_obligation(row, plan_codes[row.plan_id])
         fp = _fingerprint(row, roster)
+        work: list[tuple[Period, Event | None]]
         if ob.event is None:
             work = [(period, None) for period in ob.opened_periods(today)]
         else:
-            work = [(event_period(e.id, e.occurred_on), e) for e in events
-                    if e.kind == ob.event and ob.valid_from <= e.occurred_on <= ob.valid_until]
+            work = [
+                (event_period(e.id, e.occurred_on), e)
+                for e in events
+                if e.kind == ob.event and ob.valid_from <= e.occurred_on <= ob.valid_until
+            ]
         for period, ev in work:
             report.periods_checked += 1
             if done.get((row.id, period.key)) == fp:
@@ -156,21 +199,38 @@ def materialize(store: Store, *, calendar: WorkdayCalendar, now: datetime, tz: Z
                 continue
             due = ob.due_date(period, calendar)
             with store.write() as session:
-                created = _insert_tasks(session, obligation_id=row.id, ob=ob, period=period,
-                                        due=due, tz=tz, now=now,
-                                        event_id=ev.id if ev else None,
-                                        event_org_id=ev.org_id if ev else None)
-                _mark(session, obligation_id=row.id, key=period.key, fingerprint=fp,
-                      created=created, now=now)
+                created = _insert_tasks(
+                    session,
+                    obligation_id=row.id,
+                    ob=ob,
+                    period=period,
+                    due=due,
+                    tz=tz,
+                    now=now,
+                    event_id=ev.id if ev else None,
+                    event_org_id=ev.org_id if ev else None,
+                )
+                _mark(
+                    session,
+                    obligation_id=row.id,
+                    key=period.key,
+                    fingerprint=fp,
+                    created=created,
+                    now=now,
+                )
                 if created:
-                    audit.record(session, now=now, actor="scheduler", action="tasks.created",
-                                 entity="obligation", entity_id=row.code,
-                                 data={"period": period.key, "due": due.isoformat(),
-                                       "created": created})
+                    audit.record(
+                        session,
+                        now=now,
+                        actor="scheduler",
+                        action="tasks.created",
+                        entity="obligation",
+                        entity_id=row.code,
+                        data={"period": period.key, "due": due.isoformat(), "created": created},
+                    )
             report.add(row.code, created)
             if created:
-                log.info("created %d tasks for %s %s (due %s)", created, row.code, period.key,
-                         due)
+                log.info("created %d tasks for %s %s (due %s)", created, row.code, period.key, due)
         if progress:
             progress(n, len(rows))
     return report

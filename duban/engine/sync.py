@@ -32,7 +32,8 @@ class SyncReport:
 
 
 def roster_version(session: Session) -> str:
-    return session.get(Meta, ROSTER_KEY).value if session.get(Meta, ROSTER_KEY) else "0"
+    meta = session.get(Meta, ROSTER_KEY)
+    return meta.value if meta else "0"
 
 
 def _roster_digest(catalog: Catalog) -> str:
@@ -40,51 +41,56 @@ def _roster_digest(catalog: Catalog) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def sync_catalog(session: Session, catalog: Catalog, *, now: datetime,
-                 actor: str = "system") -> SyncReport:
+def _sync_orgs(session: Session, catalog: Catalog) -> None:
     orgs = {o.code: o for o in session.scalars(select(Organization))}
     for spec in catalog.organizations:
-        row = orgs.get(spec.id)
-        if row is None:
-            row = Organization(code=spec.id, name=spec.name)
-            session.add(row)
-            orgs[spec.id] = row
-        row.name, row.name_en, row.active = spec.name, spec.name_en, True
-        row.contacts = {k: c.model_dump() for k, c in spec.contacts.items()}
+        org = orgs.get(spec.id)
+        if org is None:
+            org = orgs[spec.id] = Organization(code=spec.id, name=spec.name)
+            session.add(org)
+        org.name, org.name_en, org.active = spec.name, spec.name_en, True
+        org.contacts = {k: c.model_dump() for k, c in spec.contacts.items()}
     session.flush()
     wanted = {o.id for o in catalog.organizations}
-    for code, row in orgs.items():
-        if code not in wanted:
-            row.active = False
+    for code, org in orgs.items():
+        org.active = code in wanted
     for spec in catalog.organizations:
-        parent = orgs[spec.parent].id if spec.parent else None
-        orgs[spec.id].parent_id = parent
+        orgs[spec.id].parent_id = orgs[spec.parent].id if spec.parent else None
     session.execute(delete(OrgTag))
-    session.add_all(OrgTag(org_id=orgs[o.id].id, tag=t) for o in catalog.organizations
-                    for t in sorted(set(o.tags)))
+    session.add_all(
+        OrgTag(org_id=orgs[o.id].id, tag=t)
+        for o in catalog.organizations
+        for t in sorted(set(o.tags))
+    )
 
+
+def _sync_roster_version(session: Session, catalog: Catalog) -> tuple[bool, str]:
     digest = _roster_digest(catalog)
     meta = session.get(Meta, "roster_digest")
-    roster_changed = meta is None or meta.value != digest
-    if roster_changed:
-        version = str(int(roster_version(session)) + 1)
-        session.merge(Meta(key=ROSTER_KEY, value=version))
+    changed = meta is None or meta.value != digest
+    if changed:
+        session.merge(Meta(key=ROSTER_KEY, value=str(int(roster_version(session)) + 1)))
         session.merge(Meta(key="roster_digest", value=digest))
+    return changed, digest
 
+
+def _sync_plans(session: Session, catalog: Catalog, now: datetime) -> dict[str, int]:
     plans = {p.code: p for p in session.scalars(select(Plan))}
     for lp in catalog.plans:
         h = lp.header
-        row = plans.get(h.id)
-        if row is None:
-            row = Plan(code=h.id)
-            session.add(row)
-            plans[h.id] = row
-        row.title, row.document = h.title, h.document
-        row.valid_from, row.valid_until = h.valid.start, h.valid.until
-        row.source_file, row.content_hash, row.loaded_at = lp.file, lp.content_hash, now
-        row.events = {k: v.model_dump() for k, v in lp.events.items()}
+        plan = plans.get(h.id)
+        if plan is None:
+            plan = plans[h.id] = Plan(code=h.id)
+            session.add(plan)
+        plan.title, plan.document = h.title, h.document
+        plan.valid_from, plan.valid_until = h.valid.start, h.valid.until
+        plan.source_file, plan.content_hash, plan.loaded_at = lp.file, lp.content_hash, now
+        plan.events = {k: v.model_dump() for k, v in lp.events.items()}
     session.flush()
+    return {code: plan.id for code, plan in plans.items()}
 
+
+def _sync_obligations(session: Session, catalog: Catalog, plan_ids: dict[str, int]) -> int:
     existing = {o.code: o for o in session.scalars(select(ObligationRow))}
     changed = 0
     for lo in catalog.obligations:
@@ -94,21 +100,46 @@ def sync_catalog(session: Session, catalog: Catalog, *, now: datetime,
             session.add(row)
         if row.content_hash != lo.content_hash or not row.active:
             changed += 1
-        row.plan_id = plans[lo.plan.id].id
+        row.plan_id = plan_ids[lo.plan.id]
         row.title = lo.domain.title
         row.event_kind = lo.domain.event
         row.spec = lo.spec_json()
         row.content_hash = lo.content_hash
         row.active = True
     codes = {lo.domain.code for lo in catalog.obligations}
-    session.execute(update(ObligationRow).where(ObligationRow.code.not_in(codes))
-                    .values(active=False))
+    session.execute(
+        update(ObligationRow).where(ObligationRow.code.not_in(codes)).values(active=False)
+    )
     session.flush()
+    return changed
+
+
+def sync_catalog(
+    session: Session, catalog: Catalog, *, now: datetime, actor: str = "system"
+) -> SyncReport:
+    """Store the catalog in the caller's write transaction; audit it when anything changed."""
+    _sync_orgs(session, catalog)
+    roster_changed, digest = _sync_roster_version(session, catalog)
+    plan_ids = _sync_plans(session, catalog, now)
+    changed = _sync_obligations(session, catalog, plan_ids)
     if changed or roster_changed:
-        audit.record(session, now=now, actor=actor, action="catalog.loaded", entity="catalog",
-                     entity_id=catalog.region or "-",
-                     data={"plans": {p.header.id: p.content_hash for p in catalog.plans},
-                           "roster": digest, "changed_obligations": changed})
-    return SyncReport(organizations=len(catalog.organizations), plans=len(catalog.plans),
-                      obligations=len(catalog.obligations), roster_changed=roster_changed,
-                      changed_obligations=changed)
+        audit.record(
+            session,
+            now=now,
+            actor=actor,
+            action="catalog.loaded",
+            entity="catalog",
+            entity_id=catalog.region or "-",
+            data={
+                "plans": {p.header.id: p.content_hash for p in catalog.plans},
+                "roster": digest,
+                "changed_obligations": changed,
+            },
+        )
+    return SyncReport(
+        organizations=len(catalog.organizations),
+        plans=len(catalog.plans),
+        obligations=len(catalog.obligations),
+        roster_changed=roster_changed,
+        changed_obligations=changed,
+    )

@@ -32,19 +32,34 @@ VERIFY_BATCH = 5_000
 
 
 def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
-                      default=str)
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _digest(prev_hash: str, seq: int, at: datetime, actor: str, action: str, entity: str,
-            entity_id: str, payload: str) -> str:
+def _digest(
+    prev_hash: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    payload: str,
+) -> str:
     at_text = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     fields = [prev_hash, str(seq), at_text, actor, action, entity, entity_id, payload]
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
-def record(session: Session, *, now: datetime, actor: str, action: str, entity: str,
-           entity_id: object, data: dict[str, Any] | None = None) -> AuditEvent:
+def record(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: object,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
     """Append one event in the caller's (write) transaction and return it."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
@@ -54,10 +69,17 @@ def record(session: Session, *, now: datetime, actor: str, action: str, entity: 
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     payload = canonical_json(data or {})
     at = now.astimezone(UTC)
-    event = AuditEvent(seq=seq, at=at, actor=actor, action=action, entity=entity,
-                       entity_id=str(entity_id), payload=payload, prev_hash=prev,
-                       hash=_digest(prev, seq, at, actor, action, entity, str(entity_id),
-                                    payload))
+    event = AuditEvent(
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=str(entity_id),
+        payload=payload,
+        prev_hash=prev,
+        hash=_digest(prev, seq, at, actor, action, entity, str(entity_id), payload),
+    )
     session.add(event)
     session.flush()
     return event
@@ -85,29 +107,47 @@ def verify(session: Session, *, expected_head: str | None = None) -> Verdict:
     prev = GENESIS
     count = 0
     head_seen = expected_head is None
-    rows = session.execute(select(AuditEvent).order_by(AuditEvent.seq)
-                           .execution_options(yield_per=VERIFY_BATCH)).scalars()
+    rows = session.execute(
+        select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=VERIFY_BATCH)
+    ).scalars()
     for ev in rows:
         count += 1
         if ev.seq != count:
-            return Verdict(ok=False, count=count, head=prev,
-                           problem=f"event {count} is missing (the next stored event is "
-                                   f"{ev.seq}): rows were removed")
+            return Verdict(
+                ok=False,
+                count=count,
+                head=prev,
+                problem=f"event {count} is missing (the next stored event is "
+                f"{ev.seq}): rows were removed",
+            )
         if ev.prev_hash != prev:
-            return Verdict(ok=False, count=count, head=prev,
-                           problem=f"event {ev.seq} does not link to event {ev.seq - 1}: its "
-                                   "previous-hash differs from the recomputed one")
-        recomputed = _digest(prev, ev.seq, ev.at, ev.actor, ev.action, ev.entity,
-                             ev.entity_id, ev.payload)
+            return Verdict(
+                ok=False,
+                count=count,
+                head=prev,
+                problem=f"event {ev.seq} does not link to event {ev.seq - 1}: its "
+                "previous-hash differs from the recomputed one",
+            )
+        recomputed = _digest(
+            prev, ev.seq, ev.at, ev.actor, ev.action, ev.entity, ev.entity_id, ev.payload
+        )
         if recomputed != ev.hash:
-            return Verdict(ok=False, count=count, head=prev,
-                           problem=f"event {ev.seq} ({ev.action} {ev.entity} {ev.entity_id}) "
-                                   "was altered: its contents no longer match its hash")
+            return Verdict(
+                ok=False,
+                count=count,
+                head=prev,
+                problem=f"event {ev.seq} ({ev.action} {ev.entity} {ev.entity_id}) "
+                "was altered: its contents no longer match its hash",
+            )
         prev = recomputed
         if not head_seen and recomputed == expected_head:
             head_seen = True
     if not head_seen:
-        return Verdict(ok=False, count=count, head=prev,
-                       problem=f"the recorded head {expected_head} is not in the recomputed "
-                               "chain: the log was rewritten or truncated since it was recorded")
+        return Verdict(
+            ok=False,
+            count=count,
+            head=prev,
+            problem=f"the recorded head {expected_head} is not in the recomputed "
+            "chain: the log was rewritten or truncated since it was recorded",
+        )
     return Verdict(ok=True, count=count, head=prev)

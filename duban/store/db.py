@@ -97,15 +97,13 @@ class Store:
         try:
             command.upgrade(self.alembic_config(), "head")
         except OperationalError as exc:
-            raise StoreError(f"cannot reach the database {self.engine.url!r}: {exc.orig}") \
-                from exc
+            raise StoreError(f"cannot reach the database {self.engine.url!r}: {exc.orig}") from exc
 
     def is_initialised(self) -> bool:
         try:
             return inspect(self.engine).has_table("alembic_version")
         except OperationalError as exc:
-            raise StoreError(f"cannot reach the database {self.engine.url!r}: {exc.orig}") \
-                from exc
+            raise StoreError(f"cannot reach the database {self.engine.url!r}: {exc.orig}") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -17,15 +17,19 @@ import pytest
 from tests.conftest import FIXTURES
 
 DUBAN = shutil.which("duban") or str(Path(sys.executable).with_name("duban"))
-MINI = {"DUBAN_PLAN_FILES": json.dumps([str(FIXTURES / "mini-plan.yaml")]),
-        "DUBAN_ORG_FILES": json.dumps([str(FIXTURES / "mini-orgs.yaml")])}
+MINI = {
+    "DUBAN_PLAN_FILES": json.dumps([str(FIXTURES / "mini-plan.yaml")]),
+    "DUBAN_ORG_FILES": json.dumps([str(FIXTURES / "mini-orgs.yaml")]),
+}
 
 
-def duban(*args: str, cwd: Path, env: dict[str, str] | None = None,
-          ok: bool = True) -> subprocess.CompletedProcess[str]:
+def duban(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    done = subprocess.run([DUBAN, *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [DUBAN, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120
+    )
     if ok:
         assert done.returncode == 0, done.stderr + done.stdout
     return done
@@ -44,8 +48,10 @@ def env(request, workdir) -> dict[str, str]:
 
 
 def test_calendar_command_counts_the_national_day_swaps(workdir):
-    assert duban("calendar", "add-workdays", "2022-09-28", "5", cwd=workdir).stdout.strip() \
+    assert (
+        duban("calendar", "add-workdays", "2022-09-28", "5", cwd=workdir).stdout.strip()
         == "2022-10-10"
+    )
     assert duban("calendar", "is-workday", "2022-10-08", cwd=workdir).returncode == 0
     assert duban("calendar", "is-workday", "2022-10-03", cwd=workdir, ok=False).returncode == 1
 
@@ -69,23 +75,56 @@ def test_tick_then_list_overdue_as_json(workdir, env):
     assert "tasks created" in out
     again = duban("tick", "--now", "2022-07-06T09:00", cwd=workdir, env=env).stdout
     assert "6 periods checked, 0 tasks created" in again
-    listed = json.loads(duban("tasks", "--org", "h1", "--overdue", "--as-of", "2022-07-06",
-                              "--json", cwd=workdir, env=env).stdout)
+    listed = json.loads(
+        duban(
+            "tasks",
+            "--org",
+            "h1",
+            "--overdue",
+            "--as-of",
+            "2022-07-06",
+            "--json",
+            cwd=workdir,
+            env=env,
+        ).stdout
+    )
     assert {(t["obligation"], t["period"], t["due"], t["overdue_days"]) for t in listed} == {
         ("drill", "2022-Q2", "2022-06-30", 6),
         ("report", "2022-04", "2022-05-05", 62),
         ("report", "2022-05", "2022-06-05", 31),
         ("report", "2022-06", "2022-07-05", 1),
     }
-    on_time = json.loads(duban("tasks", "--org", "h1", "--overdue", "--as-of", "2022-07-05",
-                               "--json", cwd=workdir, env=env).stdout)
+    on_time = json.loads(
+        duban(
+            "tasks",
+            "--org",
+            "h1",
+            "--overdue",
+            "--as-of",
+            "2022-07-05",
+            "--json",
+            cwd=workdir,
+            env=env,
+        ).stdout
+    )
     assert "2022-06" not in {t["period"] for t in on_time if t["obligation"] == "report"}
 
 
 def test_event_add_prints_the_deadline_chain(workdir, env):
     duban("init", "--now", "2022-04-01", cwd=workdir, env=env)
-    out = duban("event", "add", "maternal-death", "--org", "h2", "--on", "2022-09-28",
-                "--now", "2022-09-29", cwd=workdir, env=env).stdout
+    out = duban(
+        "event",
+        "add",
+        "maternal-death",
+        "--org",
+        "h2",
+        "--on",
+        "2022-09-28",
+        "--now",
+        "2022-09-29",
+        cwd=workdir,
+        env=env,
+    ).stdout
     assert "h2 notify due 2022-10-10" in out
     assert "office county-review due 2022-11-28" in out
 
@@ -93,19 +132,43 @@ def test_event_add_prints_the_deadline_chain(workdir, env):
 def test_task_lifecycle_and_audit_verify_then_tamper(workdir):
     duban("init", "--now", "2022-04-01", cwd=workdir, env=MINI)
     duban("tick", "--now", "2022-05-10", cwd=workdir, env=MINI)
-    task = json.loads(duban("tasks", "--org", "h1", "--obligation", "drill", "--json",
-                            "--as-of", "2022-05-10", cwd=workdir, env=MINI).stdout)[0]["id"]
-    duban("task", "submit", str(task), "--note", "演练记录", "--actor", "h1-user",
-          "--now", "2022-06-01", cwd=workdir, env=MINI)
-    done = duban("task", "accept", str(task), "--actor", "admin", cwd=workdir, env=MINI,
-                 ok=False)
+    task = json.loads(
+        duban(
+            "tasks",
+            "--org",
+            "h1",
+            "--obligation",
+            "drill",
+            "--json",
+            "--as-of",
+            "2022-05-10",
+            cwd=workdir,
+            env=MINI,
+        ).stdout
+    )[0]["id"]
+    duban(
+        "task",
+        "submit",
+        str(task),
+        "--note",
+        "演练记录",
+        "--actor",
+        "h1-user",
+        "--now",
+        "2022-06-01",
+        cwd=workdir,
+        env=MINI,
+    )
+    done = duban("task", "accept", str(task), "--actor", "admin", cwd=workdir, env=MINI, ok=False)
     assert done.returncode == 0, done.stderr
     refused = duban("task", "accept", str(task), cwd=workdir, env=MINI, ok=False)
     assert refused.returncode == 1
     assert "cannot accept a task that is accepted" in refused.stderr
     head = duban("audit", "head", cwd=workdir, env=MINI).stdout.split()[0]
-    assert "audit chain intact" in duban("audit", "verify", "--head", head, cwd=workdir,
-                                         env=MINI).stdout
+    assert (
+        "audit chain intact"
+        in duban("audit", "verify", "--head", head, cwd=workdir, env=MINI).stdout
+    )
     with sqlite3.connect(workdir / "duban.db") as conn:
         conn.execute("UPDATE audit_events SET actor = 'nobody' WHERE action = 'task.accept'")
     broken = duban("audit", "verify", cwd=workdir, env=MINI, ok=False)
@@ -115,23 +178,33 @@ def test_task_lifecycle_and_audit_verify_then_tamper(workdir):
 
 def test_plan_check_names_file_line_and_field(workdir):
     bad = workdir / "bad.yaml"
-    bad.write_text((FIXTURES / "mini-plan.yaml").read_text(encoding="utf-8")
-                   .replace("day: 5}", "day: 5, every: 2}"), encoding="utf-8")
-    done = duban("plan", "check", str(bad), "--orgs", str(FIXTURES / "mini-orgs.yaml"),
-                 cwd=workdir, ok=False)
+    bad.write_text(
+        (FIXTURES / "mini-plan.yaml")
+        .read_text(encoding="utf-8")
+        .replace("day: 5}", "day: 5, every: 2}"),
+        encoding="utf-8",
+    )
+    done = duban(
+        "plan", "check", str(bad), "--orgs", str(FIXTURES / "mini-orgs.yaml"), cwd=workdir, ok=False
+    )
     assert done.returncode == 2
-    line = next(i for i, text in enumerate(bad.read_text(encoding="utf-8").splitlines(), 1)
-                if "every: 2" in text)
-    assert f"{bad}:{line} [obligations.1.due.every]: unknown field" in \
-        " ".join(done.stderr.split())
+    line = next(
+        i
+        for i, text in enumerate(bad.read_text(encoding="utf-8").splitlines(), 1)
+        if "every: 2" in text
+    )
+    assert f"{bad}:{line} [obligations.1.due.every]: unknown field" in " ".join(done.stderr.split())
 
 
 def test_a_bad_plan_file_loads_nothing(workdir):
     bad = workdir / "bad.yaml"
-    bad.write_text((FIXTURES / "mini-plan.yaml").read_text(encoding="utf-8")
-                   .replace("{org: office}]", "{org: nobody}]"), encoding="utf-8")
-    env = {**MINI, "DUBAN_PLAN_FILES": json.dumps([str(FIXTURES / "mini-plan.yaml"),
-                                                   str(bad)])}
+    bad.write_text(
+        (FIXTURES / "mini-plan.yaml")
+        .read_text(encoding="utf-8")
+        .replace("{org: office}]", "{org: nobody}]"),
+        encoding="utf-8",
+    )
+    env = {**MINI, "DUBAN_PLAN_FILES": json.dumps([str(FIXTURES / "mini-plan.yaml"), str(bad)])}
     done = duban("init", cwd=workdir, env=env, ok=False)
     assert done.returncode == 2 and "unknown organization 'nobody'" in done.stderr
     assert not (workdir / "duban.db").exists()  # validated before the database is touched
@@ -139,8 +212,9 @@ def test_a_bad_plan_file_loads_nothing(workdir):
 
 def test_run_starts_catches_up_and_refuses_a_second_scheduler(workdir):
     env = {**os.environ, **MINI, "COLUMNS": "200"}
-    first = subprocess.Popen([DUBAN, "run"], cwd=workdir, env=env, stderr=subprocess.PIPE,
-                             text=True)
+    first = subprocess.Popen(
+        [DUBAN, "run"], cwd=workdir, env=env, stderr=subprocess.PIPE, text=True
+    )
     try:
         log = ""
         deadline = time.monotonic() + 60
@@ -154,15 +228,17 @@ def test_run_starts_catches_up_and_refuses_a_second_scheduler(workdir):
         assert len(listed) == 2 * 4 + 3 * 13
         second = duban("run", cwd=workdir, env=MINI, ok=False)
         assert second.returncode == 1
-        assert "another scheduler is running on this database: duban run pid" in \
-            " ".join(second.stderr.split())
+        assert "another scheduler is running on this database: duban run pid" in " ".join(
+            second.stderr.split()
+        )
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=30)
     assert first.returncode == 0
     # the lease was released on the way out: a new scheduler may start at once
-    third = subprocess.Popen([DUBAN, "run"], cwd=workdir, env=env, stderr=subprocess.PIPE,
-                             text=True)
+    third = subprocess.Popen(
+        [DUBAN, "run"], cwd=workdir, env=env, stderr=subprocess.PIPE, text=True
+    )
     try:
         started = ""
         while "scheduler started" not in started:

@@ -29,8 +29,7 @@ def test_two_processes_appending_at_once_keep_one_unbroken_chain(mini, calendar,
     materialize(mini, calendar=calendar, now=at("2022-05-10"), tz=TZ)
     with mini.read() as session:
         task_id = session.scalars(select(Task.id)).first()
-    _two(workers.add_notes, (db_url, task_id, "a", NOTES_EACH),
-         (db_url, task_id, "b", NOTES_EACH))
+    _two(workers.add_notes, (db_url, task_id, "a", NOTES_EACH), (db_url, task_id, "b", NOTES_EACH))
     with mini.read() as session:
         notes = session.scalar(select(func.count()).select_from(Evidence))
         verdict = audit.verify(session)
@@ -42,8 +41,11 @@ def test_two_processes_materializing_at_once_create_each_task_once(mini, db_url)
     created = _two(workers.run_materialize, (db_url, "2023-04-30"), (db_url, "2023-04-30"))
     with mini.read() as session:
         total = session.scalar(select(func.count()).select_from(Task))
-        distinct = session.scalar(select(func.count()).select_from(
-            select(Task.obligation_id, Task.org_id, Task.period_key).distinct().subquery()))
+        distinct = session.scalar(
+            select(func.count()).select_from(
+                select(Task.obligation_id, Task.org_id, Task.period_key).distinct().subquery()
+            )
+        )
     assert total == distinct == sum(created)
     assert total > 0
 

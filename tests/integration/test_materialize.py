@@ -28,16 +28,14 @@ def at(day: str, hour: int = 9) -> datetime:
 
 @pytest.fixture
 def mini(store: Store, calendar: WorkdayCalendar) -> Store:
-    catalog = load_catalog([FIXTURES / "mini-plan.yaml"], [FIXTURES / "mini-orgs.yaml"],
-                           calendar)
+    catalog = load_catalog([FIXTURES / "mini-plan.yaml"], [FIXTURES / "mini-orgs.yaml"], calendar)
     with store.write() as session:
         sync_catalog(session, catalog, now=at("2022-04-01"))
     return store
 
 
 def task_keys(store: Store) -> set[tuple[str, str, str]]:
-    return {(v.obligation, v.org, v.period)
-            for v in list_tasks(store, now=at("2030-01-01"), tz=TZ)}
+    return {(v.obligation, v.org, v.period) for v in list_tasks(store, now=at("2030-01-01"), tz=TZ)}
 
 
 def count(store: Store) -> int:
@@ -49,7 +47,8 @@ def test_materialize_creates_one_task_per_org_and_opened_period(mini, calendar):
     report = materialize(mini, calendar=calendar, now=at("2022-05-10"), tz=TZ)
     # Q2 has opened (drill for h1, h2); months April and May (report for h1, h2, office)
     assert task_keys(mini) == {
-        ("drill", "h1", "2022-Q2"), ("drill", "h2", "2022-Q2"),
+        ("drill", "h1", "2022-Q2"),
+        ("drill", "h2", "2022-Q2"),
         *{("report", o, m) for o in ("h1", "h2", "office") for m in ("2022-04", "2022-05")},
     }
     assert report.tasks_created == 8
@@ -70,9 +69,11 @@ def test_materialize_after_downtime_creates_exactly_the_missed_periods(mini, cal
     # down from 06-25 to 08-02: July and August months, and Q3, opened meanwhile
     materialize(mini, calendar=calendar, now=at("2022-08-02"), tz=TZ)
     added = task_keys(mini) - before
-    assert added == {("drill", "h1", "2022-Q3"), ("drill", "h2", "2022-Q3"),
-                     *{("report", o, m) for o in ("h1", "h2", "office")
-                       for m in ("2022-07", "2022-08")}}
+    assert added == {
+        ("drill", "h1", "2022-Q3"),
+        ("drill", "h2", "2022-Q3"),
+        *{("report", o, m) for o in ("h1", "h2", "office") for m in ("2022-07", "2022-08")},
+    }
 
 
 def test_period_opens_at_local_midnight(mini, calendar):
@@ -94,14 +95,23 @@ def test_plan_window_bounds_the_periods(mini, calendar):
 
 def test_monthly_report_is_due_on_the_fifth_of_next_month(mini, calendar):
     materialize(mini, calendar=calendar, now=at("2022-07-01"), tz=TZ)
-    june = next(v for v in list_tasks(mini, now=at("2022-07-01"), tz=TZ, org="h1",
-                                      obligation="report") if v.period == "2022-06")
+    june = next(
+        v
+        for v in list_tasks(mini, now=at("2022-07-01"), tz=TZ, org="h1", obligation="report")
+        if v.period == "2022-06"
+    )
     assert june.due == date(2022, 7, 5)
-    on_the_day = next(v for v in list_tasks(mini, now=at("2022-07-05", 23), tz=TZ, org="h1",
-                                            obligation="report") if v.period == "2022-06")
+    on_the_day = next(
+        v
+        for v in list_tasks(mini, now=at("2022-07-05", 23), tz=TZ, org="h1", obligation="report")
+        if v.period == "2022-06"
+    )
     assert not on_the_day.overdue
-    next_day = next(v for v in list_tasks(mini, now=at("2022-07-06", 0), tz=TZ, org="h1",
-                                          obligation="report") if v.period == "2022-06")
+    next_day = next(
+        v
+        for v in list_tasks(mini, now=at("2022-07-06", 0), tz=TZ, org="h1", obligation="report")
+        if v.period == "2022-06"
+    )
     assert next_day.overdue and next_day.overdue_days == 1
 
 
@@ -120,43 +130,86 @@ def test_new_organization_gets_tasks_for_open_periods_on_next_run(mini, calendar
     report = materialize(mini, calendar=calendar, now=at("2022-05-10"), tz=TZ)
     assert report.tasks_created == 3  # h3: drill Q2, report April and May
     assert {k for k in task_keys(mini) if k[1] == "h3"} == {
-        ("drill", "h3", "2022-Q2"), ("report", "h3", "2022-04"), ("report", "h3", "2022-05")}
+        ("drill", "h3", "2022-Q2"),
+        ("report", "h3", "2022-04"),
+        ("report", "h3", "2022-05"),
+    }
 
 
 def test_event_creates_working_day_and_month_deadline_chain(mini, calendar):
     # a maternal death on Wednesday 2022-09-28: 5 working days skip National Day → 10-10
-    result = actions.record_event(mini, kind="maternal-death", org="h2",
-                                  occurred_on=date(2022, 9, 28), now=at("2022-09-29"), tz=TZ,
-                                  calendar=calendar, actor="test")
-    chain = {(v.obligation, v.org): v.due
-             for v in list_tasks(mini, now=at("2022-09-29"), tz=TZ, event=result.event_id)}
-    assert chain == {("notify", "h2"): date(2022, 10, 10),
-                     ("county-review", "office"): date(2022, 11, 28)}
+    result = actions.record_event(
+        mini,
+        kind="maternal-death",
+        org="h2",
+        occurred_on=date(2022, 9, 28),
+        now=at("2022-09-29"),
+        tz=TZ,
+        calendar=calendar,
+        actor="test",
+    )
+    chain = {
+        (v.obligation, v.org): v.due
+        for v in list_tasks(mini, now=at("2022-09-29"), tz=TZ, event=result.event_id)
+    }
+    assert chain == {
+        ("notify", "h2"): date(2022, 10, 10),
+        ("county-review", "office"): date(2022, 11, 28),
+    }
     # the chain is part of the reconcile: running it again adds nothing
-    assert materialize(mini, calendar=calendar, now=at("2022-09-30"), tz=TZ).by_obligation \
-        .get("notify") is None
+    assert (
+        materialize(mini, calendar=calendar, now=at("2022-09-30"), tz=TZ).by_obligation.get(
+            "notify"
+        )
+        is None
+    )
 
 
 def test_event_outside_every_plan_window_creates_nothing(mini, calendar):
-    result = actions.record_event(mini, kind="maternal-death", org="h1",
-                                  occurred_on=date(2021, 6, 1), now=at("2022-09-29"), tz=TZ,
-                                  calendar=calendar, actor="test")
+    result = actions.record_event(
+        mini,
+        kind="maternal-death",
+        org="h1",
+        occurred_on=date(2021, 6, 1),
+        now=at("2022-09-29"),
+        tz=TZ,
+        calendar=calendar,
+        actor="test",
+    )
     assert result.report.tasks_created == 0
 
 
 def test_unknown_event_kind_is_refused_and_records_nothing(mini, calendar):
-    with pytest.raises(DubanError, match=r"unknown event kind 'death'; known kinds: "
-                                         r"maternal-death"):
-        actions.record_event(mini, kind="death", org="h1", occurred_on=date(2022, 6, 1),
-                             now=at("2022-09-29"), tz=TZ, calendar=calendar, actor="test")
+    with pytest.raises(
+        DubanError,
+        match=r"unknown event kind 'death'; known kinds: "
+        r"maternal-death",
+    ):
+        actions.record_event(
+            mini,
+            kind="death",
+            org="h1",
+            occurred_on=date(2022, 6, 1),
+            now=at("2022-09-29"),
+            tz=TZ,
+            calendar=calendar,
+            actor="test",
+        )
     assert count(mini) == 0
 
 
 def test_event_in_the_future_is_refused(mini, calendar):
     with pytest.raises(DubanError, match="is in the future"):
-        actions.record_event(mini, kind="maternal-death", org="h1",
-                             occurred_on=date(2022, 10, 1), now=at("2022-09-29"), tz=TZ,
-                             calendar=calendar, actor="test")
+        actions.record_event(
+            mini,
+            kind="maternal-death",
+            org="h1",
+            occurred_on=date(2022, 10, 1),
+            now=at("2022-09-29"),
+            tz=TZ,
+            calendar=calendar,
+            actor="test",
+        )
 
 
 def test_bundled_plans_materialize_on_both_databases(loaded, calendar, catalog):
@@ -165,5 +218,9 @@ def test_bundled_plans_materialize_on_both_databases(loaded, calendar, catalog):
     views = list(list_tasks(loaded, now=at("2023-06-01"), tz=TZ, org="xf-rmyy"))
     assert {v.obligation.split("-")[0] for v in views} == {"xf22", "nhc18"}
     assert all(v.due <= date(2023, 6, 5) for v in views)  # nothing past the window's reports
-    assert materialize(loaded, calendar=calendar, now=at("2023-06-01") + timedelta(hours=1),
-                       tz=TZ).tasks_created == 0
+    assert (
+        materialize(
+            loaded, calendar=calendar, now=at("2023-06-01") + timedelta(hours=1), tz=TZ
+        ).tasks_created
+        == 0
+    )

@@ -17,8 +17,9 @@ def add_notes(url: str, task_id: int, who: str, count: int) -> None:
     store = Store.from_url(url)
     start = datetime(2022, 6, 1, tzinfo=UTC)
     for i in range(count):
-        actions.add_note(store, task_id=task_id, note=f"{who} {i}", actor=who,
-                         now=start + timedelta(seconds=i))
+        actions.add_note(
+            store, task_id=task_id, note=f"{who} {i}", actor=who, now=start + timedelta(seconds=i)
+        )
     store.dispose()
 
 

@@ -123,9 +123,11 @@ def calendar() -> WorkdayCalendar:
 
 @pytest.fixture(scope="module")
 def catalog(calendar: WorkdayCalendar) -> Catalog:
-    return load_catalog(sorted((ROOT / "obligations").glob("*.yaml")),
-                        sorted((ROOT / "obligations" / "organizations").glob("*.yaml")),
-                        calendar)
+    return load_catalog(
+        sorted((ROOT / "obligations").glob("*.yaml")),
+        sorted((ROOT / "obligations" / "organizations").glob("*.yaml")),
+        calendar,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -160,17 +162,18 @@ def test_q3_2022_drill_is_due_30_september(tasks: list[tuple[str, str, date]]) -
     assert due_of(tasks, "xf22-skills-drill", "2022-Q3") == date(2022, 9, 30)
 
 
-def test_joint_meetings_are_the_two_half_years_of_2022(
-        tasks: list[tuple[str, str, date]]) -> None:
+def test_joint_meetings_are_the_two_half_years_of_2022(tasks: list[tuple[str, str, date]]) -> None:
     meetings = [(k, due) for c, k, due in tasks if c == "xf22-joint-meeting"]
     assert meetings == [("2022-H1", date(2022, 6, 30)), ("2022-H2", date(2022, 12, 31))]
 
 
 def test_no_task_for_duties_xf_zyy_does_not_owe(tasks: list[tuple[str, str, date]]) -> None:
     codes = {c for c, _, _ in tasks}
-    not_owed = {"xf22-critical-reception-process",  # critical-care centres only
-                "xf22-tcm-service",  # the MCH hospital only
-                "xf22-centre-supervision",  # the pregnancy-management centre
-                "xf22-leadership-meeting",  # the county health commission
-                "xf22-death-notify"}  # event-triggered: no planned periods
+    not_owed = {
+        "xf22-critical-reception-process",  # critical-care centres only
+        "xf22-tcm-service",  # the MCH hospital only
+        "xf22-centre-supervision",  # the pregnancy-management centre
+        "xf22-leadership-meeting",  # the county health commission
+        "xf22-death-notify",
+    }  # event-triggered: no planned periods
     assert not codes & not_owed

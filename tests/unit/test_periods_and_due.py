@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, timedelta
 
 import pytest
@@ -43,20 +44,23 @@ def test_the_period_of_a_day_contains_it_and_has_the_cadence_length(day, cadence
 def test_periods_tile_the_window_without_gaps_or_overlaps(start, length, cadence):
     end = start + timedelta(days=length)
     periods = list(CalendarRecurrence(cadence=cadence).periods(start, end))
-    for a, b in zip(periods, periods[1:], strict=False):
+    for a, b in itertools.pairwise(periods):
         assert b.start == a.end + timedelta(days=1)
     assert all(start <= p.end <= end for p in periods)
     assert len({p.key for p in periods}) == len(periods)
 
 
-@pytest.mark.parametrize(("cadence", "day", "key", "start", "end"), [
-    (Cadence.MONTHLY, date(2022, 2, 14), "2022-02", date(2022, 2, 1), date(2022, 2, 28)),
-    (Cadence.BIMONTHLY, date(2022, 6, 30), "2022-B3", date(2022, 5, 1), date(2022, 6, 30)),
-    (Cadence.QUARTERLY, date(2022, 4, 1), "2022-Q2", date(2022, 4, 1), date(2022, 6, 30)),
-    (Cadence.QUARTERLY, date(2022, 3, 31), "2022-Q1", date(2022, 1, 1), date(2022, 3, 31)),
-    (Cadence.HALF_YEARLY, date(2022, 7, 1), "2022-H2", date(2022, 7, 1), date(2022, 12, 31)),
-    (Cadence.YEARLY, date(2024, 2, 29), "2024", date(2024, 1, 1), date(2024, 12, 31)),
-])
+@pytest.mark.parametrize(
+    ("cadence", "day", "key", "start", "end"),
+    [
+        (Cadence.MONTHLY, date(2022, 2, 14), "2022-02", date(2022, 2, 1), date(2022, 2, 28)),
+        (Cadence.BIMONTHLY, date(2022, 6, 30), "2022-B3", date(2022, 5, 1), date(2022, 6, 30)),
+        (Cadence.QUARTERLY, date(2022, 4, 1), "2022-Q2", date(2022, 4, 1), date(2022, 6, 30)),
+        (Cadence.QUARTERLY, date(2022, 3, 31), "2022-Q1", date(2022, 1, 1), date(2022, 3, 31)),
+        (Cadence.HALF_YEARLY, date(2022, 7, 1), "2022-H2", date(2022, 7, 1), date(2022, 12, 31)),
+        (Cadence.YEARLY, date(2024, 2, 29), "2024", date(2024, 1, 1), date(2024, 12, 31)),
+    ],
+)
 def test_calendar_periods_on_both_sides_of_their_boundaries(cadence, day, key, start, end):
     assert calendar_period(cadence, day) == Period(start=start, end=end, key=key)
 
@@ -114,19 +118,24 @@ def test_shift_moves_a_holiday_due_date_to_the_next_working_day(calendar):
     assert DueRule(kind=EndOfPeriod()).due_date(q4, calendar) == date(2022, 12, 31)
 
 
-@pytest.mark.parametrize(("occurred", "months", "due"), [
-    (date(2022, 3, 31), 2, date(2022, 5, 31)),
-    (date(2022, 12, 31), 2, date(2023, 2, 28)),
-    (date(2023, 12, 31), 2, date(2024, 2, 29)),
-    (date(2022, 1, 31), 1, date(2022, 2, 28)),
-])
+@pytest.mark.parametrize(
+    ("occurred", "months", "due"),
+    [
+        (date(2022, 3, 31), 2, date(2022, 5, 31)),
+        (date(2022, 12, 31), 2, date(2023, 2, 28)),
+        (date(2023, 12, 31), 2, date(2024, 2, 29)),
+        (date(2022, 1, 31), 1, date(2022, 2, 28)),
+    ],
+)
 def test_calendar_months_after_an_event_clamp_to_month_end(calendar, occurred, months, due):
     period = event_period(1, occurred)
     assert DueRule(kind=MonthsAfter(months=months)).due_date(period, calendar) == due
 
 
-@given(day=st.dates(min_value=date(2018, 1, 1), max_value=date(2026, 9, 30)),
-       n=st.integers(min_value=1, max_value=40))
+@given(
+    day=st.dates(min_value=date(2018, 1, 1), max_value=date(2026, 9, 30)),
+    n=st.integers(min_value=1, max_value=40),
+)
 def test_working_days_after_an_event_are_exactly_n_working_days(calendar, day, n):
     due = DueRule(kind=WorkingDaysAfter(days=n)).due_date(event_period(1, day), calendar)
     assert calendar.is_workday(due)

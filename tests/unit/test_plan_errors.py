@@ -24,8 +24,7 @@ def problems(tmp_path, calendar, text) -> list[str]:
     with pytest.raises(PlanError) as caught:
         load(tmp_path, calendar, text)
     assert str(caught.value).split("\n")[0].endswith("nothing was loaded:")
-    return [str(p).replace(str(tmp_path / "plan.yaml"), "plan.yaml")
-            for p in caught.value.problems]
+    return [str(p).replace(str(tmp_path / "plan.yaml"), "plan.yaml") for p in caught.value.problems]
 
 
 def line_of(text: str, needle: str) -> int:
@@ -34,8 +33,12 @@ def line_of(text: str, needle: str) -> int:
 
 def test_the_fixture_itself_loads(tmp_path, calendar):
     catalog, _ = load(tmp_path, calendar, PLAN)
-    assert [o.domain.code for o in catalog.obligations] == ["drill", "report", "notify",
-                                                            "county-review"]
+    assert [o.domain.code for o in catalog.obligations] == [
+        "drill",
+        "report",
+        "notify",
+        "county-review",
+    ]
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path, calendar):
@@ -49,64 +52,79 @@ def test_unknown_field_names_line_and_field(tmp_path, calendar):
     bad = PLAN.replace("    evidence: [form]", "    evidence: [form]\n    deadline: soon")
     assert problems(tmp_path, calendar, bad) == [
         f"plan.yaml:{line_of(bad, 'deadline: soon')} [obligations.1.deadline]: unknown field; "
-        "remove it or check its spelling"]
+        "remove it or check its spelling"
+    ]
 
 
 def test_unknown_tag_is_named_with_the_known_ones(tmp_path, calendar):
-    bad = PLAN.replace("responsible: [{tags: [midwifery]}]\n    recurrence: {kind: quarterly}",
-                       "responsible: [{tags: [midwife]}]\n    recurrence: {kind: quarterly}")
+    bad = PLAN.replace(
+        "responsible: [{tags: [midwifery]}]\n    recurrence: {kind: quarterly}",
+        "responsible: [{tags: [midwife]}]\n    recurrence: {kind: quarterly}",
+    )
     assert problems(tmp_path, calendar, bad) == [
         f"plan.yaml:{line_of(bad, 'midwife]')} [obligations.0.responsible.0.tags.0]: unknown "
-        "tag 'midwife'; known tags: county-office, midwifery"]
+        "tag 'midwife'; known tags: county-office, midwifery"
+    ]
 
 
 def test_unknown_org_is_named(tmp_path, calendar):
     bad = PLAN.replace("{org: office}]", "{org: ofice}]", 1)
     assert problems(tmp_path, calendar, bad) == [
         f"plan.yaml:{line_of(bad, 'ofice')} [obligations.1.responsible.1.org]: unknown "
-        "organization 'ofice'; add it to the organization file or fix the id"]
+        "organization 'ofice'; add it to the organization file or fix the id"
+    ]
 
 
 def test_invalid_rrule_is_named(tmp_path, calendar):
-    bad = PLAN.replace("recurrence: {kind: quarterly}",
-                       "recurrence: {kind: rrule, rule: 'FREQ=FORTNIGHTLY'}")
+    bad = PLAN.replace(
+        "recurrence: {kind: quarterly}", "recurrence: {kind: rrule, rule: 'FREQ=FORTNIGHTLY'}"
+    )
     found = problems(tmp_path, calendar, bad)
     assert len(found) == 1
-    assert found[0].startswith(f"plan.yaml:{line_of(bad, 'FORTNIGHTLY')} "
-                               "[obligations.0.recurrence.rule]: invalid RRULE:")
+    assert found[0].startswith(
+        f"plan.yaml:{line_of(bad, 'FORTNIGHTLY')} [obligations.0.recurrence.rule]: invalid RRULE:"
+    )
 
 
 def test_due_rule_that_cannot_be_computed_is_refused(tmp_path, calendar):
-    bad = PLAN.replace("due: {kind: day_of_next_month, day: 5}",
-                       "due: {kind: day_of_next_month, day: 31}")
+    bad = PLAN.replace(
+        "due: {kind: day_of_next_month, day: 5}", "due: {kind: day_of_next_month, day: 31}"
+    )
     assert problems(tmp_path, calendar, bad) == [
         f"plan.yaml:{line_of(bad, 'day: 31')} [obligations.1.due.day]: Input should be less "
-        "than or equal to 28"]
+        "than or equal to 28"
+    ]
 
 
 def test_event_due_rule_on_a_periodic_duty_is_refused(tmp_path, calendar):
     bad = PLAN.replace("due: {kind: end_of_period}", "due: {kind: working_days_after, days: 5}")
     found = problems(tmp_path, calendar, bad)
-    assert found == [f"plan.yaml:{line_of(bad, '- id: drill')} [obligations.0]: Value error, "
-                     "due rule working_days_after counts from an event; use it with recurrence "
-                     "kind: event"]
+    assert found == [
+        f"plan.yaml:{line_of(bad, '- id: drill')} [obligations.0]: Value error, "
+        "due rule working_days_after counts from an event; use it with recurrence "
+        "kind: event"
+    ]
 
 
 def test_year_missing_from_the_calendar_is_named(tmp_path, calendar):
-    bad = PLAN.replace("valid: {from: 2022-04-01, until: 2023-04-30}",
-                       "valid: {from: 2026-04-01, until: 2027-04-30}")
+    bad = PLAN.replace(
+        "valid: {from: 2022-04-01, until: 2023-04-30}",
+        "valid: {from: 2026-04-01, until: 2027-04-30}",
+    )
     found = problems(tmp_path, calendar, bad)
     assert [f.split(": add")[0] for f in found] == [
         f"plan.yaml:{line_of(bad, 'due: {kind: end_of_period}')} [obligations.0.due]: the "
         "working-day calendar does not cover 2027",
         f"plan.yaml:{line_of(bad, 'due: {kind: day_of_next_month')} [obligations.1.due]: the "
-        "working-day calendar does not cover 2027"]
+        "working-day calendar does not cover 2027",
+    ]
     assert all("2027.yaml" in f for f in found)
 
 
 def test_every_problem_of_a_file_is_reported_at_once(tmp_path, calendar):
-    bad = PLAN.replace("{org: office}]", "{org: ofice}]", 1).replace("[midwifery]}]\n    rec",
-                                                                 "[midwife]}]\n    rec")
+    bad = PLAN.replace("{org: office}]", "{org: ofice}]", 1).replace(
+        "[midwifery]}]\n    rec", "[midwife]}]\n    rec"
+    )
     assert len(problems(tmp_path, calendar, bad)) == 2
 
 
@@ -114,19 +132,30 @@ def test_duplicate_key_is_refused(tmp_path, calendar):
     bad = PLAN.replace("    title: 月报", "    title: 月报\n    title: 季报")
     assert problems(tmp_path, calendar, bad) == [
         f"plan.yaml:{line_of(bad, 'title: 季报')} [obligations.1.title]: the key 'title' "
-        "appears twice; keep one"]
+        "appears twice; keep one"
+    ]
 
 
 def test_one_bad_file_among_good_ones_loads_nothing(tmp_path, calendar):
     good = tmp_path / "good.yaml"
     good.write_text(PLAN, encoding="utf-8")
     bad = tmp_path / "bad.yaml"
-    bad.write_text(PLAN.replace("id: mini", "id: mini2").replace("{org: office}]",
-                                                                 "{org: nobody}]"),
-                   encoding="utf-8")
+    bad.write_text(
+        PLAN.replace("id: mini", "id: mini2").replace("{org: office}]", "{org: nobody}]"),
+        encoding="utf-8",
+    )
     with pytest.raises(PlanError) as caught:
         load_catalog([good, bad], [ORGS], calendar)
     messages = [str(p) for p in caught.value.problems]
     assert any("unknown organization 'nobody'" in m for m in messages)
     # and the same obligation ids in both files are caught as well
     assert any("obligation id 'drill' is already used in" in m for m in messages)
+
+
+def test_bare_on_yes_no_are_strings_not_booleans(tmp_path, calendar):
+    once = PLAN.replace(
+        "    recurrence: {kind: quarterly}\n    due: {kind: end_of_period}",
+        "    recurrence: {kind: once}\n    due: {kind: date, on: 2022-05-31}",
+    )
+    catalog, _ = load(tmp_path, calendar, once)
+    assert catalog.obligations[0].spec.due.on.isoformat() == "2022-05-31"

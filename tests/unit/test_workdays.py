@@ -38,8 +38,9 @@ def test_shifting_is_idempotent_and_never_moves_backwards(calendar, day):
     assert shifted >= day
     assert calendar.next_workday(shifted) == shifted
     # nothing between day and shifted is a working day
-    assert all(not calendar.is_workday(day + timedelta(days=i))
-               for i in range((shifted - day).days))
+    assert all(
+        not calendar.is_workday(day + timedelta(days=i)) for i in range((shifted - day).days)
+    )
 
 
 @given(a=days, b=days)
@@ -47,13 +48,16 @@ def test_count_is_antisymmetric(calendar, a, b):
     assert calendar.workdays_between(a, b) == -calendar.workdays_between(b, a)
 
 
-@pytest.mark.parametrize(("start", "n", "expected"), [
-    (date(2022, 9, 28), 5, date(2022, 10, 10)),  # National Day; 10-08 and 10-09 swapped in
-    (date(2022, 9, 30), 1, date(2022, 10, 8)),  # the swapped Saturday is the first working day
-    (date(2023, 1, 20), 1, date(2023, 1, 28)),  # Spring Festival 01-21..27; Saturday 28 works
-    (date(2022, 6, 1), 0, date(2022, 6, 1)),
-    (date(2022, 10, 10), -5, date(2022, 9, 28)),
-])
+@pytest.mark.parametrize(
+    ("start", "n", "expected"),
+    [
+        (date(2022, 9, 28), 5, date(2022, 10, 10)),  # National Day; 10-08 and 10-09 swapped in
+        (date(2022, 9, 30), 1, date(2022, 10, 8)),  # the swapped Saturday is the first working day
+        (date(2023, 1, 20), 1, date(2023, 1, 28)),  # Spring Festival 01-21..27; Saturday 28 works
+        (date(2022, 6, 1), 0, date(2022, 6, 1)),
+        (date(2022, 10, 10), -5, date(2022, 9, 28)),
+    ],
+)
 def test_add_workdays_across_holidays(calendar, start, n, expected):
     assert calendar.add_workdays(start, n) == expected
 
@@ -71,5 +75,6 @@ def test_weekday_cannot_be_a_swapped_workday():
 def test_a_day_cannot_be_both_holiday_and_workday():
     day = date(2022, 10, 8)
     with pytest.raises(CalendarError, match="2022-10-08 is listed both"):
-        WorkdayCalendar(years=frozenset({2022}), holidays=frozenset({day}),
-                        workdays=frozenset({day}))
+        WorkdayCalendar(
+            years=frozenset({2022}), holidays=frozenset({day}), workdays=frozenset({day})
+        )

@@ -248,3 +248,22 @@ def test_run_starts_catches_up_and_refuses_a_second_scheduler(workdir):
     finally:
         third.send_signal(signal.SIGTERM)
         third.wait(timeout=30)
+
+
+def test_duban_toml_in_the_working_directory_is_read(workdir):
+    (workdir / "duban.toml").write_text(
+        'database_url = "sqlite:///from-toml.db"\n'
+        f'plan_files = ["{FIXTURES / "mini-plan.yaml"}"]\n'
+        f'org_files = ["{FIXTURES / "mini-orgs.yaml"}"]\n', encoding="utf-8")
+    out = duban("init", cwd=workdir).stdout
+    assert "sqlite:///from-toml.db" in out and "1 plans, 4 obligations" in out
+    assert (workdir / "from-toml.db").exists() and not (workdir / "duban.db").exists()
+
+
+def test_plan_show_lists_every_due_date_of_the_year(workdir):
+    out = duban("plan", "show", "--year", "2022", "--org", "xf-zyy", cwd=workdir).stdout
+    rows = [line for line in out.splitlines() if "xf22-special-population-monthly" in line]
+    # April–November 2022 reports fall due in 2022 (the December one on 2023-01-05)
+    assert len(rows) == 8
+    assert any(line.startswith("│ 2022-07-05") and "2022-06" in line for line in rows)
+    assert out.rstrip().splitlines()[-1].endswith("due dates")

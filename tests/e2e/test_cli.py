@@ -254,7 +254,9 @@ def test_duban_toml_in_the_working_directory_is_read(workdir):
     (workdir / "duban.toml").write_text(
         'database_url = "sqlite:///from-toml.db"\n'
         f'plan_files = ["{FIXTURES / "mini-plan.yaml"}"]\n'
-        f'org_files = ["{FIXTURES / "mini-orgs.yaml"}"]\n', encoding="utf-8")
+        f'org_files = ["{FIXTURES / "mini-orgs.yaml"}"]\n',
+        encoding="utf-8",
+    )
     out = duban("init", cwd=workdir).stdout
     assert "sqlite:///from-toml.db" in out and "1 plans, 4 obligations" in out
     assert (workdir / "from-toml.db").exists() and not (workdir / "duban.db").exists()

@@ -14,10 +14,16 @@ TZ = ZoneInfo("Asia/Shanghai")
 
 
 def quarterly() -> Obligation:
-    return Obligation(code="q", plan="p", title="t",
-                      recurrence=CalendarRecurrence(cadence=Cadence.QUARTERLY),
-                      due=DueRule(kind=EndOfPeriod()), responsible=(Selector(org="x"),),
-                      valid_from=date(2022, 4, 1), valid_until=date(2023, 4, 30))
+    return Obligation(
+        code="q",
+        plan="p",
+        title="t",
+        recurrence=CalendarRecurrence(cadence=Cadence.QUARTERLY),
+        due=DueRule(kind=EndOfPeriod()),
+        responsible=(Selector(org="x"),),
+        valid_from=date(2022, 4, 1),
+        valid_until=date(2023, 4, 30),
+    )
 
 
 def fires(trigger: PeriodStartTrigger, now: datetime) -> list[datetime]:
@@ -30,8 +36,12 @@ def fires(trigger: PeriodStartTrigger, now: datetime) -> list[datetime]:
 
 def test_fires_at_each_quarter_start_in_local_time():
     got = fires(PeriodStartTrigger(quarterly(), TZ), datetime(2022, 1, 1, tzinfo=UTC))
-    assert [f.date() for f in got] == [date(2022, 4, 1), date(2022, 7, 1), date(2022, 10, 1),
-                                       date(2023, 1, 1)]
+    assert [f.date() for f in got] == [
+        date(2022, 4, 1),
+        date(2022, 7, 1),
+        date(2022, 10, 1),
+        date(2023, 1, 1),
+    ]
     assert all((f.hour, f.minute) == (0, 0) for f in got)
 
 

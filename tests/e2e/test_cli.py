@@ -176,14 +176,16 @@ def test_task_lifecycle_and_audit_verify_then_tamper(workdir):
     assert "audit chain BROKEN" in broken.stderr and "(task.accept task" in broken.stderr
 
 
-def test_plan_check_names_file_line_and_field(workdir):
+def mutated_plan(workdir: Path, old: str, new: str) -> Path:
+    """A copy of the mini plan with `old` replaced by `new`."""
     bad = workdir / "bad.yaml"
-    bad.write_text(
-        (FIXTURES / "mini-plan.yaml")
-        .read_text(encoding="utf-8")
-        .replace("day: 5}", "day: 5, every: 2}"),
-        encoding="utf-8",
-    )
+    text = (FIXTURES / "mini-plan.yaml").read_text(encoding="utf-8")
+    bad.write_text(text.replace(old, new), encoding="utf-8")
+    return bad
+
+
+def test_plan_check_names_file_line_and_field(workdir):
+    bad = mutated_plan(workdir, "day: 5}", "day: 5, every: 2}")
     done = duban(
         "plan", "check", str(bad), "--orgs", str(FIXTURES / "mini-orgs.yaml"), cwd=workdir, ok=False
     )
@@ -197,13 +199,7 @@ def test_plan_check_names_file_line_and_field(workdir):
 
 
 def test_a_bad_plan_file_loads_nothing(workdir):
-    bad = workdir / "bad.yaml"
-    bad.write_text(
-        (FIXTURES / "mini-plan.yaml")
-        .read_text(encoding="utf-8")
-        .replace("{org: office}]", "{org: nobody}]"),
-        encoding="utf-8",
-    )
+    bad = mutated_plan(workdir, "{org: office}]", "{org: nobody}]")
     env = {**MINI, "DUBAN_PLAN_FILES": json.dumps([str(FIXTURES / "mini-plan.yaml"), str(bad)])}
     done = duban("init", cwd=workdir, env=env, ok=False)
     assert done.returncode == 2 and "unknown organization 'nobody'" in done.stderr

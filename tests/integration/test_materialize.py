@@ -136,18 +136,23 @@ def test_new_organization_gets_tasks_for_open_periods_on_next_run(mini, calendar
     }
 
 
-def test_event_creates_working_day_and_month_deadline_chain(mini, calendar):
-    # a maternal death on Wednesday 2022-09-28: 5 working days skip National Day → 10-10
-    result = actions.record_event(
-        mini,
+def death(store: Store, calendar: WorkdayCalendar, *, org: str, on: date, now: str = "2022-09-29"):
+    """Record a maternal death at `org` on `on`, as of `now` (local)."""
+    return actions.record_event(
+        store,
         kind="maternal-death",
-        org="h2",
-        occurred_on=date(2022, 9, 28),
-        now=at("2022-09-29"),
+        org=org,
+        occurred_on=on,
+        now=at(now),
         tz=TZ,
         calendar=calendar,
         actor="test",
     )
+
+
+def test_event_creates_working_day_and_month_deadline_chain(mini, calendar):
+    # a maternal death on Wednesday 2022-09-28: 5 working days skip National Day → 10-10
+    result = death(mini, calendar, org="h2", on=date(2022, 9, 28))
     chain = {
         (v.obligation, v.org): v.due
         for v in list_tasks(mini, now=at("2022-09-29"), tz=TZ, event=result.event_id)
@@ -166,16 +171,7 @@ def test_event_creates_working_day_and_month_deadline_chain(mini, calendar):
 
 
 def test_event_outside_every_plan_window_creates_nothing(mini, calendar):
-    result = actions.record_event(
-        mini,
-        kind="maternal-death",
-        org="h1",
-        occurred_on=date(2021, 6, 1),
-        now=at("2022-09-29"),
-        tz=TZ,
-        calendar=calendar,
-        actor="test",
-    )
+    result = death(mini, calendar, org="h1", on=date(2021, 6, 1))
     assert result.report.tasks_created == 0
 
 

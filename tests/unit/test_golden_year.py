@@ -13,16 +13,13 @@ months 2022-04 … 2023-04 (13), quarters 2022-Q2 … 2023-Q1 (4), half-years 20
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 
-from duban.catalog.calendar import load_calendar
 from duban.catalog.expand import planned_tasks
-from duban.catalog.loader import Catalog, load_catalog
+from duban.catalog.loader import Catalog
 from duban.domain.workdays import WorkdayCalendar
 
-ROOT = Path(__file__).resolve().parents[2]
 PLAN_000 = "xf-2022-mch-safety-year"
 ORG = "xf-zyy"
 
@@ -114,20 +111,6 @@ EXPECTED: list[tuple[str, str, str]] = [
     ("xf22-quarterly-report", "2022-Q4", "2022-12-31"),
     ("xf22-quarterly-report", "2023-Q1", "2023-03-31"),
 ]
-
-
-@pytest.fixture(scope="module")
-def calendar() -> WorkdayCalendar:
-    return load_calendar(ROOT / "calendar")
-
-
-@pytest.fixture(scope="module")
-def catalog(calendar: WorkdayCalendar) -> Catalog:
-    return load_catalog(
-        sorted((ROOT / "obligations").glob("*.yaml")),
-        sorted((ROOT / "obligations" / "organizations").glob("*.yaml")),
-        calendar,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     calendar_dir: Path = Field(default_factory=lambda: bundled("calendar"))
     #: how often `duban run` reconciles everything, besides each obligation's own period starts
     reconcile_minutes: int = 60
+    #: how often `duban run` sweeps (ladder steps, digests) and delivers the outbox
+    sweep_minutes: int = 15
+    deliver_seconds: int = 60
+    #: a ladder step whose moment is older than this is stale and not sent (summaries cover it)
+    catchup_days: int = 14
+    #: SMTP: smtp://user:pass@host:587?starttls=true, smtps://user:pass@host:465, or
+    #: smtp://127.0.0.1:2525 for an unauthenticated relay. Unset: write .eml files to mail_dir.
+    smtp_url: SecretStr | None = None
+    mail_from: str = "duban@localhost.localdomain"
+    mail_dir: Path = Path("outbox-mail")
+    #: links in messages point here (the web UI)
+    base_url: str = "http://127.0.0.1:8000"
 
     @property
     def tz(self) -> ZoneInfo:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from duban.catalog.loader import Catalog
 from duban.store import audit
-from duban.store.models import Meta, ObligationRow, Organization, OrgTag, Plan
+from duban.store.models import Meta, ObligationRow, Organization, OrgContact, OrgTag, Plan
 
 ROSTER_KEY = "roster_version"
 
@@ -61,6 +61,12 @@ def _sync_orgs(session: Session, catalog: Catalog) -> None:
         OrgTag(org_id=orgs[o.id].id, tag=t)
         for o in catalog.organizations
         for t in sorted(set(o.tags))
+    )
+    session.execute(delete(OrgContact))
+    session.add_all(
+        OrgContact(org_id=orgs[o.id].id, role=role, email=c.email, label=c.role)
+        for o in catalog.organizations
+        for role, c in sorted(o.contacts.items())
     )
 
 

@@ -160,6 +160,7 @@ class Task(Base):
         UniqueConstraint("obligation_id", "org_id", "period_key", name="uq_tasks_key"),
         Index("ix_tasks_state_due", "state", "due_at"),
         Index("ix_tasks_org_due", "org_id", "due_at"),
+        Index("ix_tasks_obligation_due", "obligation_id", "due_date"),
     )
 
 
@@ -229,3 +230,73 @@ class SchedulerLease(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime]
+
+
+class OrgContact(Base):
+    """A role contact of an organization (duty, head), kept relational for set-based sweeps."""
+
+    __tablename__ = "org_contacts"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    label: Mapped[str] = mapped_column(String(100))
+
+
+class LadderMark(Base):
+    """One ladder step reached for one task and one recipient: the step is never repeated.
+
+    `day` is the local day the sweep reached it; the outbox turns a day's marks into messages.
+    """
+
+    __tablename__ = "ladder_marks"
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    step: Mapped[str] = mapped_column(String(48), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(254), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # reminder | overdue | escalation
+    day: Mapped[date] = mapped_column(Date)
+
+    __table_args__ = (Index("ix_ladder_marks_day", "day", "recipient"),)
+
+
+class Outbox(Base):
+    """Every message to send, unique on its key; never deleted. Rendered at delivery."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(254))
+    day: Mapped[date] = mapped_column(Date)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
+    step: Mapped[str | None] = mapped_column(String(48))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+
+
+class RecipientPref(Base):
+    __tablename__ = "recipient_prefs"
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    digest_only: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class FeedToken(Base):
+    """The unguessable token of an organization's iCalendar feed URL."""
+
+    __tablename__ = "feed_tokens"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]

@@ -1,0 +1,183 @@
+"""deliver(now): send pending outbox messages; at least once, never lost, never dropped.
+
+1. Claim a batch: pending rows whose next attempt is due, plus rows left `sending` by a
+   process that died mid-send (claimed more than CLAIM_TIMEOUT ago). Claiming is its own
+   committed transaction.
+2. Send each over one connection. Each message's Message-ID is derived from its outbox key,
+   so a message re-sent after a crash between sending and recording carries the same
+   Message-ID and the recipient's mail system sees one message.
+3. Record each outcome in its own transaction: sent; or, on a transient failure (4xx, dropped
+   connection), retried with exponential backoff (15 minutes doubling to a 4-hour cap, like
+   Postfix's queue) until MAX_AGE (5 days) has passed, then failed; or, on a permanent 5xx
+   answer, failed at once with the server's words. A failed message tells the county office.
+Nothing is deleted; `duban outbox retry` puts failed messages back in the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from duban.engine.notices import Context, context_for
+from duban.engine.sweep import COUNTY_OFFICE
+from duban.notify.render import message_id, render, to_email
+from duban.notify.transport import PermanentError, TransientError, Transport
+from duban.store.db import Store
+from duban.store.models import OrgContact, OrgTag, Outbox
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST = timedelta(minutes=15)
+BACKOFF_CAP = timedelta(hours=4)
+MAX_AGE = timedelta(days=5)
+CLAIM_TIMEOUT = timedelta(minutes=10)
+BATCH = 200
+HEADER_KIND = {"failure": "escalation"}  # a delivery-failure notice is an escalation
+
+
+@dataclass
+class DeliverReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait after the `attempts`-th failed attempt: 15 min, 30 min, 1 h, 2 h, 4 h, 4 h, …"""
+    wait: timedelta = BACKOFF_FIRST * 2 ** max(0, attempts - 1)
+    return min(wait, BACKOFF_CAP)
+
+
+def _claim(store: Store, now: datetime, batch: int) -> list[int]:
+    due = or_(
+        and_(Outbox.state == "pending", Outbox.next_attempt_at <= now),
+        and_(Outbox.state == "sending", Outbox.claimed_at <= now - CLAIM_TIMEOUT),
+    )
+    with store.write() as session:
+        query = select(Outbox.id).where(due).order_by(Outbox.id).limit(batch)
+        if store.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if ids:
+            session.execute(
+                update(Outbox).where(Outbox.id.in_(ids)).values(state="sending", claimed_at=now)
+            )
+    return ids
+
+
+def _notify_failure(store: Store, row_id: int, now: datetime) -> None:
+    with store.write() as session:
+        failed = session.get(Outbox, row_id)
+        if failed is None or failed.kind == "failure":
+            return  # never a notice about a failed notice
+        emails = session.scalars(
+            select(OrgContact.email)
+            .join(OrgTag, and_(OrgTag.org_id == OrgContact.org_id, OrgTag.tag == COUNTY_OFFICE))
+            .where(OrgContact.role == "duty")
+            .distinct()
+        )
+        insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+        for email in emails:
+            session.execute(
+                insert(Outbox)
+                .values(
+                    key=f"failure:{row_id}:{email}",
+                    kind="failure",
+                    recipient=email,
+                    day=failed.day,
+                    task_id=failed.task_id,
+                    step=f"failed:{row_id}",
+                    state="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+
+
+def _record(store: Store, row_id: int, **values: object) -> None:
+    with store.write() as session:
+        session.execute(update(Outbox).where(Outbox.id == row_id).values(**values))
+
+
+def deliver(
+    store: Store, transport: Transport, *, ctx: Context, mail_from: str, batch: int = BATCH
+) -> DeliverReport:
+    """Send what is due as of ctx.now; see the module docstring for the guarantees."""
+    now = ctx.now
+    report = DeliverReport()
+    try:
+        while ids := _claim(store, now, batch):
+            for row_id in ids:
+                _deliver_one(store, transport, row_id, ctx, mail_from, report)
+            if len(ids) < batch:
+                break
+    finally:
+        transport.close()
+    return report
+
+
+def _deliver_one(
+    store: Store,
+    transport: Transport,
+    row_id: int,
+    ctx: Context,
+    mail_from: str,
+    report: DeliverReport,
+) -> None:
+    now = ctx.now
+    with store.read() as session:
+        row = session.get(Outbox, row_id)
+        assert row is not None
+        try:
+            rendered = render(
+                row.kind, context_for(session, row, ctx), to=row.recipient, key=row.key
+            )
+            error: Exception | None = None
+        except Exception as exc:  # a broken template must not lose the message
+            log.exception("cannot render outbox %d", row_id)
+            error = TransientError(f"rendering failed: {type(exc).__name__}: {exc}")
+        attempts, created = row.attempts, row.created_at
+    if error is None:
+        message = to_email(rendered, mail_from=mail_from)
+        message.replace_header("X-Duban-Kind", HEADER_KIND.get(rendered.kind, rendered.kind))
+        try:
+            transport.send(message)
+        except (TransientError, PermanentError) as exc:
+            error = exc
+    if error is None:
+        _record(
+            store,
+            row_id,
+            state="sent",
+            sent_at=now,
+            attempts=attempts + 1,
+            subject=rendered.subject,
+            message_id=message_id(rendered.key, mail_from),
+            last_error=None,
+        )
+        report.sent += 1
+        return
+    report.errors.append(f"outbox {row_id}: {error}")
+    if isinstance(error, PermanentError) or now - created >= MAX_AGE:
+        _record(store, row_id, state="failed", attempts=attempts + 1, last_error=str(error))
+        report.failed += 1
+        log.warning("outbox %d failed for good: %s", row_id, error)
+        _notify_failure(store, row_id, now)
+        return
+    _record(
+        store,
+        row_id,
+        state="pending",
+        attempts=attempts + 1,
+        last_error=str(error),
+        next_attempt_at=now + backoff(attempts + 1),
+    )
+    report.retried += 1
+    log.info("outbox %d will be retried: %s", row_id, error)

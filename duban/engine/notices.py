@@ -1,0 +1,184 @@
+"""What a message says: the template context for each outbox row, read at delivery time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from duban.domain.due import local_date
+from duban.domain.tasks import PENDING, TaskState, days_overdue
+from duban.domain.workdays import WorkdayCalendar
+from duban.errors import CalendarYearMissing
+from duban.store.models import Evidence, ObligationRow, Organization, OrgContact, Outbox, Task
+
+DIGEST_HORIZON_WORKDAYS = 7
+DIGEST_MAX_ITEMS = 100
+SUMMARY_MAX_ROWS = 50
+
+
+@dataclass(frozen=True, kw_only=True)
+class Context:
+    now: datetime
+    tz: ZoneInfo
+    calendar: WorkdayCalendar
+    base_url: str
+
+    @property
+    def today(self) -> date:
+        return local_date(self.now, self.tz)
+
+    def link(self, task_id: int) -> str:
+        return f"{self.base_url.rstrip('/')}/tasks/{task_id}"
+
+
+def _workdays_left(ctx: Context, due: date) -> int | None:
+    try:
+        return ctx.calendar.workdays_between(ctx.today, due) if due >= ctx.today else None
+    except CalendarYearMissing:
+        return None
+
+
+def task_item(
+    ctx: Context, task: Task, ob: ObligationRow, org: Organization, uploaded: set[str]
+) -> dict[str, Any]:
+    spec = ob.spec
+    state = TaskState(task.state)
+    overdue = state in PENDING and ctx.now >= task.due_at
+    return {
+        "id": task.id,
+        "link": ctx.link(task.id),
+        "period": task.period_key,
+        "due": task.due_date.isoformat(),
+        "state": state.value,
+        "reason": task.reason,
+        "org": org.name,
+        "org_en": org.name_en or org.code,
+        "org_code": org.code,
+        "obligation": ob.code,
+        "title": spec["title"],
+        "title_en": spec.get("title_en") or "",
+        "clause": spec["source"]["clause"],
+        "document": spec["source"]["document"],
+        "quote": spec["source"]["quote"],
+        "overdue": overdue,
+        "days_overdue": days_overdue(task.due_date, ctx.today) if overdue else 0,
+        "workdays_left": _workdays_left(ctx, task.due_date),
+        "missing": [k for k in spec["evidence"] if k not in uploaded],
+    }
+
+
+def _uploaded(session: Session, task_ids: list[int]) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = {i: set() for i in task_ids}
+    for task_id, kind in session.execute(
+        select(Evidence.task_id, Evidence.kind).where(Evidence.task_id.in_(task_ids))
+    ):
+        found[task_id].add(kind)
+    return found
+
+
+def _tasks(
+    session: Session, ctx: Context, where: Any, limit: int | None = None
+) -> list[dict[str, Any]]:
+    query = (
+        select(Task, ObligationRow, Organization)
+        .join(ObligationRow, ObligationRow.id == Task.obligation_id)
+        .join(Organization, Organization.id == Task.org_id)
+        .where(where)
+        .order_by(Task.due_date, Organization.code, ObligationRow.code)
+    )
+    rows = session.execute(query.limit(limit) if limit else query).all()
+    uploaded = _uploaded(session, [t.id for t, _, _ in rows])
+    return [task_item(ctx, t, ob, org, uploaded[t.id]) for t, ob, org in rows]
+
+
+def context_for(session: Session, row: Outbox, ctx: Context) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "kind": row.kind,
+        "day": row.day.isoformat(),
+        "to": row.recipient,
+        "step": row.step or "",
+        "base_url": ctx.base_url,
+    }
+    if row.task_id is not None:
+        (item,) = _tasks(session, ctx, Task.id == row.task_id)
+        base["task"] = item
+        base["rejected"] = (row.step or "").startswith("rejected:")
+    if row.kind == "digest":
+        base.update(_digest(session, row, ctx))
+    if row.kind == "summary":
+        base.update(_summary(session, ctx, row.day))
+    if row.kind == "failure":
+        base["failed"] = session.get(Outbox, int((row.step or "0").split(":")[-1]))
+    return base
+
+
+def _digest(session: Session, row: Outbox, ctx: Context) -> dict[str, Any]:
+    """Everything due soon, overdue or rejected for the organizations this person serves."""
+    orgs = select(OrgContact.org_id).where(OrgContact.email == row.recipient)
+    try:
+        horizon = ctx.calendar.add_workdays(ctx.today, DIGEST_HORIZON_WORKDAYS)
+    except CalendarYearMissing:
+        horizon = ctx.today + timedelta(days=DIGEST_HORIZON_WORKDAYS)
+    where = and_(
+        Task.org_id.in_(orgs),
+        Task.opens_at <= ctx.now,
+        Task.state.in_([s.value for s in PENDING]),
+        or_(Task.due_date <= horizon, Task.state == TaskState.REJECTED.value),
+    )
+    total = session.scalar(select(func.count()).select_from(Task).where(where)) or 0
+    items = _tasks(session, ctx, where, DIGEST_MAX_ITEMS)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        groups.setdefault(item["org"], []).append(item)
+    return {
+        "groups": groups,
+        "total": total,
+        "shown": len(items),
+        "overdue_count": sum(1 for i in items if i["overdue"]),
+    }
+
+
+def _summary(session: Session, ctx: Context, day: date) -> dict[str, Any]:
+    """Overdue counts per institution and per duty, the longest overdue first."""
+    overdue = and_(Task.state.in_([s.value for s in PENDING]), Task.due_at <= ctx.now)
+    by_org = session.execute(
+        select(Organization.name, func.count(), func.min(Task.due_date))
+        .join(Task, Task.org_id == Organization.id)
+        .where(overdue)
+        .group_by(Organization.name)
+        .order_by(func.min(Task.due_date), Organization.name)
+        .limit(SUMMARY_MAX_ROWS)
+    ).all()
+    by_duty = session.execute(
+        select(ObligationRow.title, ObligationRow.code, func.count(), func.min(Task.due_date))
+        .join(Task, Task.obligation_id == ObligationRow.id)
+        .where(overdue)
+        .group_by(ObligationRow.title, ObligationRow.code)
+        .order_by(func.min(Task.due_date), ObligationRow.code)
+        .limit(SUMMARY_MAX_ROWS)
+    ).all()
+    total = session.scalar(select(func.count()).select_from(Task).where(overdue)) or 0
+    year, week, _ = day.isocalendar()  # the week it was enqueued for; counts are current
+    return {
+        "week": f"{year}-W{week:02d}",
+        "total": total,
+        "by_org": [
+            {"name": n, "count": c, "oldest": d.isoformat(), "days": days_overdue(d, ctx.today)}
+            for n, c, d in by_org
+        ],
+        "by_duty": [
+            {
+                "title": t,
+                "code": code,
+                "count": c,
+                "oldest": d.isoformat(),
+                "days": days_overdue(d, ctx.today),
+            }
+            for t, code, c, d in by_duty
+        ],
+    }

@@ -1,0 +1,310 @@
+"""sweep(now): decide which ladder steps and digests are due, and put them in the outbox.
+
+Set-based and idempotent, like materialize:
+1. For each obligation and each step of its ladder, one `INSERT … SELECT` marks the step for
+   every pending task whose due date lies in the step's current range (see
+   duban.domain.ladder) and for every recipient the step names. Marks are unique on
+   (task, step, recipient): a step is reached once, however often the sweep runs.
+2. Today's marks become messages, again in SQL: an escalation is one message per task and
+   recipient; a person with a single reminder today gets that reminder; a person with several,
+   or who chose digest-only, gets one digest for the day instead. Outbox keys are unique, so a
+   second sweep enqueues nothing.
+3. Once per ISO week each county-office contact gets a summary of what is overdue.
+
+Marks and messages are written in one transaction, so a crash leaves neither half.
+A task that is submitted, accepted or waived is never selected: no reminder for work done.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
+
+from duban.domain.due import local_date
+from duban.domain.ladder import ESCALATION, OVERDUE, REMINDER, Ladder, Step, current_ranges
+from duban.domain.tasks import PENDING, TaskState
+from duban.domain.workdays import WorkdayCalendar
+from duban.store.db import Store
+from duban.store.models import (
+    LadderMark,
+    ObligationRow,
+    Organization,
+    OrgContact,
+    OrgTag,
+    Outbox,
+    RecipientPref,
+    Task,
+)
+
+log = logging.getLogger(__name__)
+COUNTY_OFFICE = "county-office"
+
+
+@dataclass
+class SweepReport:
+    marks: int = 0
+    messages: int = 0
+
+
+def ladder_of(spec: dict[str, Any]) -> Ladder:
+    reminders = spec.get("reminders") or {}
+    return Ladder.build(
+        before=reminders.get("before_working_days", []),
+        to=reminders.get("to", "duty"),
+        escalation=[(e["after_working_days"], e["notify"]) for e in spec.get("escalation", [])],
+    )
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _execute(session: Session, stmt: Any) -> int:
+    result = session.connection().execute(stmt.execution_options(preserve_rowcount=True))
+    return int(result.rowcount)
+
+
+def recipients_of(query: Select[Any], notify: str) -> tuple[Select[Any], Any]:
+    """Join the people a step tells onto a query over tasks; returns (query, email column)."""
+    contact = aliased(OrgContact)
+    if notify in ("duty", "head"):
+        joined = query.join(contact, and_(contact.org_id == Task.org_id, contact.role == notify))
+    elif notify == "parent":
+        org = aliased(Organization)
+        joined = query.join(org, org.id == Task.org_id).join(
+            contact, and_(contact.org_id == org.parent_id, contact.role == "duty")
+        )
+    else:  # county-office
+        office = aliased(OrgTag)
+        joined = query.join(office, office.tag == COUNTY_OFFICE).join(
+            contact, and_(contact.org_id == office.org_id, contact.role == "duty")
+        )
+    return joined, contact.email
+
+
+def _mark_step(
+    session: Session,
+    *,
+    obligation_id: int,
+    step: Step,
+    first: date,
+    last: date,
+    today: date,
+    now: datetime,
+) -> int:
+    tasks = select(Task.id).where(
+        Task.obligation_id == obligation_id,
+        Task.state.in_([s.value for s in PENDING]),
+        Task.due_date.between(first, last),
+        Task.opens_at <= now,
+    )
+    joined, email = recipients_of(tasks, step.notify)
+    query = joined.with_only_columns(
+        Task.id, literal(step.name), email, literal(step.kind), literal(today)
+    )
+    stmt = (
+        _insert(session)(LadderMark)
+        .from_select(["task_id", "step", "recipient", "kind", "day"], query)
+        .on_conflict_do_nothing(index_elements=["task_id", "step", "recipient"])
+    )
+    return _execute(session, stmt)
+
+
+def _mark_rejections(session: Session, *, today: date, now: datetime, catchup: timedelta) -> int:
+    """A rejection is news for the duty contact: a reminder-kind mark, once per rejection."""
+    rows = session.execute(
+        select(Task.id, Task.reviewed_at, OrgContact.email)
+        .join(OrgContact, and_(OrgContact.org_id == Task.org_id, OrgContact.role == "duty"))
+        .where(Task.state == TaskState.REJECTED.value, Task.reviewed_at >= now - catchup)
+    ).all()
+    if not rows:
+        return 0
+    values = [
+        {
+            "task_id": task_id,
+            "step": f"rejected:{reviewed:%Y%m%dT%H%M%S}",
+            "recipient": email,
+            "kind": REMINDER,
+            "day": today,
+        }
+        for task_id, reviewed, email in rows
+    ]
+    stmt = (
+        _insert(session)(LadderMark)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["task_id", "step", "recipient"])
+    )
+    return _execute(session, stmt)
+
+
+def _digest_only(recipient: Any) -> ColumnElement[bool]:
+    return exists().where(RecipientPref.email == recipient, RecipientPref.digest_only)
+
+
+def _enqueue(session: Session, query: Any, now: datetime) -> int:
+    cols = [
+        "key",
+        "kind",
+        "recipient",
+        "day",
+        "task_id",
+        "step",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+    ]
+    stmt = (
+        _insert(session)(Outbox)
+        .from_select(cols, query)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    return _execute(session, stmt)
+
+
+def _messages_for_day(session: Session, *, today: date, now: datetime) -> int:
+    m = LadderMark
+    task_text = cast(m.task_id, String)
+    fixed = (
+        literal("pending"),
+        literal(0),
+        literal(now, Outbox.next_attempt_at.type),
+        literal(now, Outbox.created_at.type),
+    )
+    escalations = select(
+        m.kind + ":" + task_text + ":" + m.step + ":" + m.recipient,
+        m.kind,
+        m.recipient,
+        m.day,
+        m.task_id,
+        m.step,
+        *fixed,
+    ).where(m.day == today, m.kind.in_([OVERDUE, ESCALATION]), ~_digest_only(m.recipient))
+    single = (
+        select(
+            literal("reminder:")
+            + cast(func.min(m.task_id), String)
+            + ":"
+            + func.min(m.step)
+            + ":"
+            + m.recipient,
+            literal(REMINDER),
+            m.recipient,
+            literal(today),
+            func.min(m.task_id),
+            func.min(m.step),
+            *fixed,
+        )
+        .where(m.day == today, m.kind == REMINDER, ~_digest_only(m.recipient))
+        .group_by(m.recipient)
+        .having(func.count() == 1)
+    )
+    digest_key = literal("digest:") + m.recipient + literal(f":{today.isoformat()}")
+    several = (
+        select(
+            digest_key,
+            literal("digest"),
+            m.recipient,
+            literal(today),
+            literal(None, Outbox.task_id.type),
+            literal(None, Outbox.step.type),
+            *fixed,
+        )
+        .where(m.day == today, m.kind == REMINDER, ~_digest_only(m.recipient))
+        .group_by(m.recipient)
+        .having(func.count() > 1)
+    )
+    chosen = (
+        select(
+            digest_key,
+            literal("digest"),
+            m.recipient,
+            literal(today),
+            literal(None, Outbox.task_id.type),
+            literal(None, Outbox.step.type),
+            *fixed,
+        )
+        .where(m.day == today, _digest_only(m.recipient))
+        .group_by(m.recipient)
+    )
+    queries: list[Any] = [escalations, single, several, chosen]
+    return sum(_enqueue(session, q, now) for q in queries)
+
+
+def _weekly_summaries(session: Session, *, today: date, now: datetime) -> int:
+    year, week, _ = today.isocalendar()
+    office = aliased(OrgTag)
+    query = (
+        select(
+            literal("summary:") + OrgContact.email + literal(f":{year}-W{week:02d}"),
+            literal("summary"),
+            OrgContact.email,
+            literal(today),
+            literal(None, Outbox.task_id.type),
+            literal(None, Outbox.step.type),
+            literal("pending"),
+            literal(0),
+            literal(now, Outbox.next_attempt_at.type),
+            literal(now, Outbox.created_at.type),
+        )
+        .join(office, and_(office.org_id == OrgContact.org_id, office.tag == COUNTY_OFFICE))
+        .where(OrgContact.role == "duty")
+        .distinct()
+    )
+    return _enqueue(session, query, now)
+
+
+def sweep(
+    store: Store,
+    *,
+    calendar: WorkdayCalendar,
+    now: datetime,
+    tz: ZoneInfo,
+    catchup: timedelta = timedelta(days=14),
+) -> SweepReport:
+    """Mark due ladder steps and enqueue today's messages; see the module docstring."""
+    today = local_date(now, tz)
+    report = SweepReport()
+    ranges: dict[Ladder, list[tuple[Step, date, date]]] = {}
+    with store.write() as session:
+        rows = session.execute(
+            select(ObligationRow.id, ObligationRow.spec).where(ObligationRow.active)
+        ).all()
+        for obligation_id, spec in rows:
+            ladder = ladder_of(spec)
+            if ladder not in ranges:
+                ranges[ladder] = current_ranges(ladder, today, calendar, catchup)
+            for step, first, last in ranges[ladder]:
+                report.marks += _mark_step(
+                    session,
+                    obligation_id=obligation_id,
+                    step=step,
+                    first=first,
+                    last=last,
+                    today=today,
+                    now=now,
+                )
+        report.marks += _mark_rejections(session, today=today, now=now, catchup=catchup)
+        report.messages += _messages_for_day(session, today=today, now=now)
+        report.messages += _weekly_summaries(session, today=today, now=now)
+    log.info(
+        "sweep %s: %d steps reached, %d messages enqueued", today, report.marks, report.messages
+    )
+    return report

@@ -1,0 +1,1 @@
+"""Rendering and delivering notifications: Jinja2 templates, SMTP through yagmail, .eml files."""

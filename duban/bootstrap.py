@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from duban.catalog.calendar import load_calendar
 from duban.catalog.loader import Catalog, load_catalog
 from duban.domain.workdays import WorkdayCalendar
+from duban.engine.deliver import DeliverReport, deliver
+from duban.engine.materialize import MaterializeReport, materialize
+from duban.engine.notices import Context
+from duban.engine.sweep import SweepReport, sweep
 from duban.engine.sync import SyncReport, sync_catalog
+from duban.notify.transport import EmlFolderTransport, SmtpConfig, SmtpTransport, Transport
 from duban.settings import Settings
 from duban.store.db import Store
 
@@ -32,6 +37,38 @@ class App:
     @property
     def tz(self):  # type: ignore[no-untyped-def]
         return self.settings.tz
+
+    def transport(self) -> Transport:
+        """SMTP when configured; otherwise .eml files in mail_dir (the embedded default)."""
+        if self.settings.smtp_url is not None:
+            config = SmtpConfig.parse(self.settings.smtp_url.get_secret_value())
+            return SmtpTransport(config, self.settings.mail_from)
+        return EmlFolderTransport(self.settings.mail_dir)
+
+    def context(self, now: datetime) -> Context:
+        return Context(
+            now=now, tz=self.settings.tz, calendar=self.calendar, base_url=self.settings.base_url
+        )
+
+    def reconcile(self, now: datetime) -> tuple[MaterializeReport, SweepReport, DeliverReport]:
+        """One full pass: materialize, sweep, deliver (what `duban tick` runs)."""
+        made = materialize(self.store, calendar=self.calendar, now=now, tz=self.settings.tz)
+        swept = self.sweep(now)
+        return made, swept, self.deliver(now)
+
+    def sweep(self, now: datetime) -> SweepReport:
+        return sweep(
+            self.store,
+            calendar=self.calendar,
+            now=now,
+            tz=self.settings.tz,
+            catchup=timedelta(days=self.settings.catchup_days),
+        )
+
+    def deliver(self, now: datetime) -> DeliverReport:
+        return deliver(
+            self.store, self.transport(), ctx=self.context(now), mail_from=self.settings.mail_from
+        )
 
     def init(self, *, now: datetime, load: bool = True) -> SyncReport | None:
         """Create or upgrade the schema and (re)load the configured plans; safe to repeat.

@@ -73,6 +73,29 @@ def build_scheduler(
             report.tasks_created,
         )
 
+    def sweep_and_deliver() -> None:
+        swept = app.sweep(clock())
+        delivered = app.deliver(clock())
+        if swept.messages or delivered.sent or delivered.retried or delivered.failed:
+            log.info(
+                "sweep: %d steps, %d messages; deliver: %d sent, %d to retry, %d failed",
+                swept.marks,
+                swept.messages,
+                delivered.sent,
+                delivered.retried,
+                delivered.failed,
+            )
+
+    def deliver_only() -> None:
+        delivered = app.deliver(clock())
+        if delivered.sent or delivered.retried or delivered.failed:
+            log.info(
+                "deliver: %d sent, %d to retry, %d failed",
+                delivered.sent,
+                delivered.retried,
+                delivered.failed,
+            )
+
     def keep_lease() -> None:
         other = lease.acquire(app.store, holder=holder, now=clock())
         if other is not None:
@@ -101,6 +124,18 @@ def build_scheduler(
         name="reconcile everything",
     )
     scheduler.add_job(
+        sweep_and_deliver,
+        IntervalTrigger(minutes=app.settings.sweep_minutes),
+        id="sweep",
+        name="sweep ladders and digests, then deliver",
+    )
+    scheduler.add_job(
+        deliver_only,
+        IntervalTrigger(seconds=app.settings.deliver_seconds),
+        id="deliver",
+        name="deliver the outbox",
+    )
+    scheduler.add_job(
         keep_lease,
         IntervalTrigger(seconds=LEASE_RENEW.total_seconds()),
         id="lease",
@@ -125,6 +160,15 @@ def run(app: App, clock: Clock) -> None:
             "catch-up: %d periods checked, %d tasks created",
             report.periods_checked,
             report.tasks_created,
+        )
+        log.info("mail goes to %s", app.transport().describe())
+        swept = app.sweep(clock())
+        delivered = app.deliver(clock())
+        log.info(
+            "catch-up: %d ladder steps, %d messages enqueued, %d sent",
+            swept.marks,
+            swept.messages,
+            delivered.sent,
         )
         scheduler = build_scheduler(app, clock, holder, stop)
         log.info("scheduler started: %d jobs; press Ctrl+C to stop", len(scheduler.get_jobs()))

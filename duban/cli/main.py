@@ -28,7 +28,7 @@ from duban.catalog.expand import planned_tasks
 from duban.catalog.loader import load_catalog
 from duban.domain.due import start_of_day
 from duban.domain.tasks import Action, TaskState
-from duban.engine import actions
+from duban.engine import actions, feeds, notify_prefs, outbox
 from duban.engine.materialize import materialize
 from duban.engine.queries import list_tasks
 from duban.errors import DubanError, PlanError
@@ -44,11 +44,15 @@ audit_app = typer.Typer(help="Prove the audit trail is intact.", no_args_is_help
 event_app = typer.Typer(help="Record events that start deadline chains.", no_args_is_help=True)
 task_app = typer.Typer(help="Act on one task.", no_args_is_help=True)
 cal_app = typer.Typer(help="Chinese working-day arithmetic.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Messages to send: list, retry.", no_args_is_help=True)
+notify_app = typer.Typer(help="Notification preferences.", no_args_is_help=True)
 app.add_typer(plan_app, name="plan")
 app.add_typer(audit_app, name="audit")
 app.add_typer(event_app, name="event")
 app.add_typer(task_app, name="task")
 app.add_typer(cal_app, name="calendar")
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(notify_app, name="notify")
 
 out = Console(markup=False, highlight=False)  # user data is never markup
 err = Console(stderr=True)
@@ -232,7 +236,7 @@ def tasks(
 
 @app.command()
 def tick(now: NowOption = None) -> None:
-    """One reconcile run: create every task due to exist by --now."""
+    """One reconcile run as of --now: create tasks, sweep the ladders, deliver the outbox."""
     ctx = _app()
     with errors():
         moment = parse_moment(now, ctx)
@@ -247,12 +251,22 @@ def tick(now: NowOption = None) -> None:
                 tz=ctx.tz,
                 progress=lambda n, total: bar.update(job, completed=n, total=total),
             )
+        swept = ctx.sweep(moment)
+        transport = ctx.transport()
+        delivered = ctx.deliver(moment)
     out.print(
         f"tick at {_show_local(moment, ctx)}: {report.periods_checked} periods checked, "
         f"{report.tasks_created} tasks created"
     )
     for code, n in sorted(report.by_obligation.items()):
         out.print(f"  {code}: +{n}")
+    out.print(f"sweep: {swept.marks} ladder steps reached, {swept.messages} messages enqueued")
+    out.print(
+        f"deliver ({transport.describe()}): {delivered.sent} sent, {delivered.retried} to "
+        f"retry, {delivered.failed} failed"
+    )
+    for line in delivered.errors:
+        err.print(f"  {line}", markup=False)
 
 
 @app.command()
@@ -405,6 +419,85 @@ def audit_head() -> None:
     with errors(), ctx.store.read() as session:
         digest, count = audit.head(session)
     out.print(f"{digest} {count}")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    state: Annotated[str | None, typer.Option(help="pending, sending, sent or failed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+) -> None:
+    """Messages in the outbox, newest first."""
+    ctx = _app()
+    with errors():
+        rows = outbox.list_messages(ctx.store, state=state, limit=limit)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        return
+    table = Table("id", "kind", "to", "day", "state", "attempts", "subject / last error")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["kind"],
+            r["recipient"],
+            r["day"],
+            r["state"],
+            str(r["attempts"]),
+            r["last_error"] or r["subject"] or "",
+        )
+    out.print(table)
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="Outbox ids to retry.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Retry every failed message.")] = False,
+    now: NowOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Put failed messages back in the queue (they are sent on the next delivery)."""
+    if not ids and not failed:
+        fail("name outbox ids, or give --failed", 2)
+    ctx = _app()
+    with errors():
+        count = outbox.retry(
+            ctx.store, ids=ids or None, now=parse_moment(now, ctx), actor=actor_name(actor)
+        )
+    out.print(f"{count} messages queued again")
+
+
+@app.command()
+def ics(
+    org: Annotated[str, typer.Option(help="Organization id.")],
+    url: Annotated[bool, typer.Option("--url", help="Print the subscription URL instead.")] = False,
+    renew: Annotated[
+        bool, typer.Option("--renew", help="Revoke the old URL, make a new one.")
+    ] = False,
+    now: NowOption = None,
+) -> None:
+    """An organization's deadlines as an iCalendar (RFC 5545) feed."""
+    ctx = _app()
+    with errors():
+        moment = parse_moment(now, ctx)
+        if url or renew:
+            token = feeds.feed_token(ctx.store, org, now=moment, renew=renew)
+            out.print(f"{ctx.settings.base_url.rstrip('/')}/ics/{token}.ics")
+            return
+        sys.stdout.buffer.write(
+            feeds.ics_feed(ctx.store, org, now=moment, base_url=ctx.settings.base_url)
+        )
+
+
+@notify_app.command("digest-only")
+def notify_digest_only(
+    email: Annotated[str, typer.Argument(help="The person's e-mail address.")],
+    off: Annotated[bool, typer.Option("--off", help="Back to per-task messages.")] = False,
+) -> None:
+    """Let a person receive one daily digest instead of per-task messages."""
+    ctx = _app()
+    with errors():
+        notify_prefs.set_digest_only(ctx.store, email, not off)
+    out.print(f"{email}: {'per-task messages' if off else 'digest only'}")
 
 
 def _day(text: str) -> date:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 from functools import cache
@@ -86,8 +87,14 @@ def message_id(key: str, mail_from: str) -> str:
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
 
 
+# Folding a Chinese subject at 78 columns splits it into several encoded words, and decoders
+# drop the spaces between encoded words ("逾期 12 天" arrives as "逾期 12天"). RFC 5322's hard
+# limit of 998 keeps each header one encoded word, which every client reads back exactly.
+MAIL_POLICY = policy.default.clone(max_line_length=998)
+
+
 def to_email(rendered: Rendered, *, mail_from: str) -> EmailMessage:
-    msg = EmailMessage()
+    msg = EmailMessage(policy=MAIL_POLICY)
     msg["From"] = mail_from
     msg["To"] = rendered.to
     msg["Subject"] = rendered.subject

@@ -12,7 +12,7 @@ from duban.engine.materialize import materialize
 from duban.store import audit
 from duban.store.models import Evidence, Task
 from tests.integration import workers
-from tests.integration.test_materialize import TZ, at, mini  # noqa: F401  (fixture)
+from tests.integration.helpers import TZ, at
 
 NOTES_EACH = 40
 
@@ -25,7 +25,7 @@ def _two(target, args_a, args_b):
         return a.get(timeout=120), b.get(timeout=120)
 
 
-def test_two_processes_appending_at_once_keep_one_unbroken_chain(mini, calendar, db_url):  # noqa: F811
+def test_two_processes_appending_at_once_keep_one_unbroken_chain(mini, calendar, db_url):
     materialize(mini, calendar=calendar, now=at("2022-05-10"), tz=TZ)
     with mini.read() as session:
         task_id = session.scalars(select(Task.id)).first()
@@ -37,7 +37,7 @@ def test_two_processes_appending_at_once_keep_one_unbroken_chain(mini, calendar,
     assert verdict.ok, verdict.problem
 
 
-def test_two_processes_materializing_at_once_create_each_task_once(mini, db_url):  # noqa: F811
+def test_two_processes_materializing_at_once_create_each_task_once(mini, db_url):
     created = _two(workers.run_materialize, (db_url, "2023-04-30"), (db_url, "2023-04-30"))
     with mini.read() as session:
         total = session.scalar(select(func.count()).select_from(Task))
@@ -50,7 +50,7 @@ def test_two_processes_materializing_at_once_create_each_task_once(mini, db_url)
     assert total > 0
 
 
-def test_second_scheduler_is_refused_while_the_first_holds_the_lease(mini):  # noqa: F811
+def test_second_scheduler_is_refused_while_the_first_holds_the_lease(mini):
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert lease.acquire(mini, holder="first", now=now) is None
     held = lease.acquire(mini, holder="second", now=now + timedelta(seconds=10))
@@ -58,7 +58,7 @@ def test_second_scheduler_is_refused_while_the_first_holds_the_lease(mini):  # n
     assert lease.acquire(mini, holder="first", now=now + timedelta(seconds=30)) is None
 
 
-def test_lease_of_a_crashed_scheduler_expires(mini):  # noqa: F811
+def test_lease_of_a_crashed_scheduler_expires(mini):
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert lease.acquire(mini, holder="crashed", now=now) is None
     assert lease.acquire(mini, holder="next", now=now + lease.DEFAULT_TTL) is None

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
 from duban.catalog.loader import load_catalog
-from duban.domain.workdays import WorkdayCalendar
 from duban.engine import actions
 from duban.engine.materialize import materialize
 from duban.engine.queries import list_tasks
@@ -18,20 +16,7 @@ from duban.errors import DubanError
 from duban.store.db import Store
 from duban.store.models import Task
 from tests.conftest import FIXTURES
-
-TZ = ZoneInfo("Asia/Shanghai")
-
-
-def at(day: str, hour: int = 9) -> datetime:
-    return datetime.fromisoformat(f"{day}T{hour:02d}:00:00").replace(tzinfo=TZ).astimezone(UTC)
-
-
-@pytest.fixture
-def mini(store: Store, calendar: WorkdayCalendar) -> Store:
-    catalog = load_catalog([FIXTURES / "mini-plan.yaml"], [FIXTURES / "mini-orgs.yaml"], calendar)
-    with store.write() as session:
-        sync_catalog(session, catalog, now=at("2022-04-01"))
-    return store
+from tests.integration.helpers import TZ, at, death
 
 
 def task_keys(store: Store) -> set[tuple[str, str, str]]:
@@ -134,20 +119,6 @@ def test_new_organization_gets_tasks_for_open_periods_on_next_run(mini, calendar
         ("report", "h3", "2022-04"),
         ("report", "h3", "2022-05"),
     }
-
-
-def death(store: Store, calendar: WorkdayCalendar, *, org: str, on: date, now: str = "2022-09-29"):
-    """Record a maternal death at `org` on `on`, as of `now` (local)."""
-    return actions.record_event(
-        store,
-        kind="maternal-death",
-        org=org,
-        occurred_on=on,
-        now=at(now),
-        tz=TZ,
-        calendar=calendar,
-        actor="test",
-    )
 
 
 def test_event_creates_working_day_and_month_deadline_chain(mini, calendar):

@@ -20,8 +20,8 @@ from duban.notify.render import message_id
 from duban.notify.transport import SmtpConfig, SmtpTransport
 from duban.store.db import Store
 from duban.store.models import Outbox, Task
+from tests.integration.helpers import TZ, at, death
 from tests.integration.smtp import SmtpServer
-from tests.integration.test_materialize import TZ, at, death, mini  # noqa: F401  (fixture)
 
 FROM = "duban@xinfeng.example.org"
 H1 = "duty@h1.example.org"
@@ -73,7 +73,7 @@ def select_org(code: str):
     return select(Organization.id).where(Organization.code == code)
 
 
-def test_reminder_seven_working_days_before_is_specific_and_in_chinese(mini, calendar, smtp):  # noqa: F811
+def test_reminder_seven_working_days_before_is_specific_and_in_chinese(mini, calendar, smtp):
     report = run_day(mini, calendar, smtp, "2022-06-21")
     assert report.failed == 0 and report.sent > 0
     (msg,) = smtp.recorder.to(H1)
@@ -91,14 +91,14 @@ def test_reminder_seven_working_days_before_is_specific_and_in_chinese(mini, cal
     assert msg.get_body(("html",)) is not None
 
 
-def test_nothing_is_sent_twice_when_the_day_is_run_again(mini, calendar, smtp):  # noqa: F811
+def test_nothing_is_sent_twice_when_the_day_is_run_again(mini, calendar, smtp):
     run_day(mini, calendar, smtp, "2022-06-21")
     first = len(smtp.recorder.messages)
     again = run_day(mini, calendar, smtp, "2022-06-21", hour=15)
     assert again.sent == 0 and len(smtp.recorder.messages) == first
 
 
-def test_several_things_on_one_day_make_one_digest(mini, calendar, smtp):  # noqa: F811
+def test_several_things_on_one_day_make_one_digest(mini, calendar, smtp):
     run_day(mini, calendar, smtp, "2022-06-21")
     smtp.recorder.messages.clear()
     run_day(mini, calendar, smtp, "2022-06-29")  # drill 1 working day before, June report 4
@@ -111,7 +111,7 @@ def test_several_things_on_one_day_make_one_digest(mini, calendar, smtp):  # noq
     assert "2022-07-05 月报（2022-06，附件4）" in body
 
 
-def test_no_reminder_for_a_submitted_task(mini, calendar, smtp):  # noqa: F811
+def test_no_reminder_for_a_submitted_task(mini, calendar, smtp):
     materialize(mini, calendar=calendar, now=at("2022-06-01"), tz=TZ)
     task = drill_task(mini)
     actions.add_note(mini, task_id=task, note="已完成", actor="h1", now=at("2022-06-10"))
@@ -127,7 +127,7 @@ def test_no_reminder_for_a_submitted_task(mini, calendar, smtp):  # noqa: F811
     ]
 
 
-def test_escalation_counts_working_days_across_national_day(mini, calendar, smtp):  # noqa: F811
+def test_escalation_counts_working_days_across_national_day(mini, calendar, smtp):
     # death on 2022-09-20: notification due 09-27; +5 working days skips 10-01..07 and counts
     # the swapped Saturday 10-08 and Sunday 10-09, so the county is told on 10-09
     death(mini, calendar, org="h1", on=date(2022, 9, 20), now="2022-09-21")
@@ -198,7 +198,7 @@ def test_crash_between_sending_and_recording_resends_the_same_message_id(mini, c
     assert report.failed == 0
 
 
-def test_451_is_retried_with_backoff_and_then_delivered(mini, calendar, smtp):  # noqa: F811
+def test_451_is_retried_with_backoff_and_then_delivered(mini, calendar, smtp):
     materialize(mini, calendar=calendar, now=at("2022-06-21"), tz=TZ)
     sweep(mini, calendar=calendar, now=at("2022-06-21"), tz=TZ)
     with mini.read() as session:
@@ -215,7 +215,7 @@ def test_451_is_retried_with_backoff_and_then_delivered(mini, calendar, smtp):  
     assert len(smtp.recorder.messages) == pending
 
 
-def test_dropped_server_is_retried_and_recovers(mini, calendar, smtp):  # noqa: F811
+def test_dropped_server_is_retried_and_recovers(mini, calendar, smtp):
     materialize(mini, calendar=calendar, now=at("2022-06-21"), tz=TZ)
     sweep(mini, calendar=calendar, now=at("2022-06-21"), tz=TZ)
     smtp.stop()
@@ -227,7 +227,7 @@ def test_dropped_server_is_retried_and_recovers(mini, calendar, smtp):  # noqa: 
     assert later.sent == down.retried
 
 
-def test_550_for_one_recipient_fails_it_alone_and_tells_the_county(mini, calendar, smtp):  # noqa: F811
+def test_550_for_one_recipient_fails_it_alone_and_tells_the_county(mini, calendar, smtp):
     smtp.recorder.refuse["duty@h2.example.org"] = "550 5.1.1 no such user here"
     report = run_day(mini, calendar, smtp, "2022-06-21")
     assert report.failed == 1 and smtp.recorder.to(H1)
@@ -245,7 +245,7 @@ def test_550_for_one_recipient_fails_it_alone_and_tells_the_county(mini, calenda
     assert smtp.recorder.to("duty@h2.example.org")
 
 
-def test_still_undelivered_after_five_days_is_failed(mini, calendar, smtp):  # noqa: F811
+def test_still_undelivered_after_five_days_is_failed(mini, calendar, smtp):
     materialize(mini, calendar=calendar, now=at("2022-06-21"), tz=TZ)
     sweep(mini, calendar=calendar, now=at("2022-06-21"), tz=TZ)
     smtp.stop()
@@ -256,7 +256,7 @@ def test_still_undelivered_after_five_days_is_failed(mini, calendar, smtp):  # n
     assert {r["state"] for r in outbox.list_messages(mini) if r["kind"] != "failure"} == {"failed"}
 
 
-def test_digest_only_person_gets_one_digest_instead_of_escalations(mini, calendar, smtp):  # noqa: F811
+def test_digest_only_person_gets_one_digest_instead_of_escalations(mini, calendar, smtp):
     notify_prefs.set_digest_only(mini, OFFICE, True)
     run_day(mini, calendar, smtp, "2022-06-21")
     to_office = smtp.recorder.to(OFFICE)
@@ -264,7 +264,7 @@ def test_digest_only_person_gets_one_digest_instead_of_escalations(mini, calenda
     assert kinds == ["digest", "summary"]
 
 
-def test_weekly_summary_once_a_week_longest_overdue_first(mini, calendar, smtp):  # noqa: F811
+def test_weekly_summary_once_a_week_longest_overdue_first(mini, calendar, smtp):
     for day in ("2022-07-04", "2022-07-05", "2022-07-08", "2022-07-11"):
         run_day(mini, calendar, smtp, day)
     summaries = [m for m in smtp.recorder.to(OFFICE) if m["X-Duban-Kind"] == "summary"]
@@ -277,7 +277,7 @@ def test_weekly_summary_once_a_week_longest_overdue_first(mini, calendar, smtp):
     assert by_org.index("最早截止 2022-05-05") < by_org.index("县卫健委妇幼股")
 
 
-def test_login_failure_never_reveals_the_password(mini, calendar, smtp):  # noqa: F811
+def test_login_failure_never_reveals_the_password(mini, calendar, smtp):
     materialize(mini, calendar=calendar, now=at("2022-06-21"), tz=TZ)
     sweep(mini, calendar=calendar, now=at("2022-06-21"), tz=TZ)
     secret = "s3cret-Pa55"
@@ -289,7 +289,7 @@ def test_login_failure_never_reveals_the_password(mini, calendar, smtp):  # noqa
     assert secret not in config.describe()
 
 
-def test_ics_feed_parses_and_holds_the_due_dates(mini, calendar):  # noqa: F811
+def test_ics_feed_parses_and_holds_the_due_dates(mini, calendar):
     materialize(mini, calendar=calendar, now=at("2022-07-01"), tz=TZ)
     token = feeds.feed_token(mini, "h1", now=at("2022-07-01"))
     assert len(token) >= 40 and feeds.org_for_token(mini, token) == "h1"

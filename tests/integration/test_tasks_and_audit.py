@@ -14,11 +14,11 @@ from duban.engine.queries import list_tasks
 from duban.errors import DubanError, StateError
 from duban.store import audit
 from duban.store.models import AuditEvent, Task
-from tests.integration.test_materialize import TZ, at, mini  # noqa: F401  (fixture)
+from tests.integration.helpers import TZ, at
 
 
 @pytest.fixture
-def task_id(mini, calendar) -> int:  # noqa: F811
+def task_id(mini, calendar) -> int:
     materialize(mini, calendar=calendar, now=at("2022-05-10"), tz=TZ)
     with mini.read() as session:
         return session.scalars(select(Task.id).order_by(Task.id)).first()
@@ -29,7 +29,7 @@ def state_of(store, task_id) -> TaskState:
         return TaskState(session.get(Task, task_id).state)
 
 
-def test_submit_reject_resubmit_accept(mini, task_id):  # noqa: F811
+def test_submit_reject_resubmit_accept(mini, task_id):
     actions.add_note(mini, task_id=task_id, note="演练照片见附件", actor="h1", now=at("2022-06-01"))
     actions.transition(
         mini, task_id=task_id, action=Action.SUBMIT, actor="h1", now=at("2022-06-01")
@@ -68,7 +68,7 @@ def test_submit_reject_resubmit_accept(mini, task_id):  # noqa: F811
     ]
 
 
-def test_submit_without_evidence_is_refused(mini, task_id):  # noqa: F811
+def test_submit_without_evidence_is_refused(mini, task_id):
     with pytest.raises(DubanError, match=f"task {task_id} has no evidence yet"):
         actions.transition(
             mini, task_id=task_id, action=Action.SUBMIT, actor="h1", now=at("2022-06-01")
@@ -76,7 +76,7 @@ def test_submit_without_evidence_is_refused(mini, task_id):  # noqa: F811
     assert state_of(mini, task_id) is TaskState.OPEN
 
 
-def test_accepting_an_open_task_is_refused_and_changes_nothing(mini, task_id):  # noqa: F811
+def test_accepting_an_open_task_is_refused_and_changes_nothing(mini, task_id):
     with mini.read() as session:
         before = audit.head(session)
     with pytest.raises(
@@ -90,7 +90,7 @@ def test_accepting_an_open_task_is_refused_and_changes_nothing(mini, task_id):  
         assert audit.head(session) == before
 
 
-def test_waive_needs_a_reason(mini, task_id):  # noqa: F811
+def test_waive_needs_a_reason(mini, task_id):
     with pytest.raises(StateError, match="waive needs a reason"):
         actions.transition(
             mini,
@@ -111,7 +111,7 @@ def test_waive_needs_a_reason(mini, task_id):  # noqa: F811
     assert state_of(mini, task_id) is TaskState.WAIVED
 
 
-def test_late_submission_is_derived_from_due_and_submission_time(mini, task_id):  # noqa: F811
+def test_late_submission_is_derived_from_due_and_submission_time(mini, task_id):
     view = next(v for v in list_tasks(mini, now=at("2022-07-02"), tz=TZ) if v.id == task_id)
     assert view.overdue and view.due.isoformat() == "2022-06-30"
     actions.add_note(mini, task_id=task_id, note="补交", actor="h1", now=at("2022-07-02"))
@@ -122,12 +122,12 @@ def test_late_submission_is_derived_from_due_and_submission_time(mini, task_id):
     assert view.late and not view.overdue
 
 
-def _chain(mini, task_id):  # noqa: F811
+def _chain(mini, task_id):
     for day in ("2022-06-01", "2022-06-02"):
         actions.add_note(mini, task_id=task_id, note=day, actor="h1", now=at(day))
 
 
-def test_audit_verify_passes_on_an_untouched_chain(mini, task_id):  # noqa: F811
+def test_audit_verify_passes_on_an_untouched_chain(mini, task_id):
     _chain(mini, task_id)
     with mini.read() as session:
         verdict = audit.verify(session)
@@ -135,7 +135,7 @@ def test_audit_verify_passes_on_an_untouched_chain(mini, task_id):  # noqa: F811
         assert verdict.head == audit.head(session)[0]
 
 
-def test_audit_verify_names_an_altered_event(mini, task_id):  # noqa: F811
+def test_audit_verify_names_an_altered_event(mini, task_id):
     _chain(mini, task_id)
     with mini.write() as session:
         session.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(actor="someone-else"))
@@ -145,7 +145,7 @@ def test_audit_verify_names_an_altered_event(mini, task_id):  # noqa: F811
     assert verdict.problem.startswith("event 2 (") and "was altered" in verdict.problem
 
 
-def test_audit_verify_names_a_removed_event(mini, task_id):  # noqa: F811
+def test_audit_verify_names_a_removed_event(mini, task_id):
     _chain(mini, task_id)
     with mini.write() as session:
         session.execute(text("DELETE FROM audit_events WHERE seq = 2"))
@@ -154,7 +154,7 @@ def test_audit_verify_names_a_removed_event(mini, task_id):  # noqa: F811
     assert verdict.problem == "event 2 is missing (the next stored event is 3): rows were removed"
 
 
-def test_rewritten_chain_is_caught_by_an_old_head(mini, task_id):  # noqa: F811
+def test_rewritten_chain_is_caught_by_an_old_head(mini, task_id):
     _chain(mini, task_id)
     with mini.read() as session:
         old_head, _ = audit.head(session)
@@ -180,7 +180,7 @@ def test_rewritten_chain_is_caught_by_an_old_head(mini, task_id):  # noqa: F811
     assert verdict.problem.startswith(f"the recorded head {old_head} is not in the recomputed")
 
 
-def test_old_head_is_still_in_a_chain_that_only_grew(mini, task_id):  # noqa: F811
+def test_old_head_is_still_in_a_chain_that_only_grew(mini, task_id):
     _chain(mini, task_id)
     with mini.read() as session:
         old_head, _ = audit.head(session)

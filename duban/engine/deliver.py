@@ -18,11 +18,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.message import Message
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
-from duban.engine.notices import Context, context_for
+from duban.engine.notices import Context, context_for, task_items
 from duban.engine.sweep import COUNTY_OFFICE
 from duban.notify.render import message_id, render, to_email
 from duban.notify.transport import PermanentError, TransientError, Transport
@@ -101,21 +104,43 @@ def _notify_failure(store: Store, row_id: int, now: datetime) -> None:
             )
 
 
-def _record(store: Store, row_id: int, **values: object) -> None:
-    with store.write() as session:
-        session.execute(update(Outbox).where(Outbox.id == row_id).values(**values))
+RECORD_EVERY = 50  # outcomes committed together; a crash in between only re-sends (same id)
+
+
+def _flush(
+    store: Store, outcomes: list[dict[str, object]], failed: list[int], now: datetime
+) -> None:
+    if outcomes:
+        with store.write() as session:
+            session.execute(update(Outbox), outcomes)  # bulk UPDATE by primary key
+        outcomes.clear()
+    for row_id in failed:
+        _notify_failure(store, row_id, now)
+    failed.clear()
 
 
 def deliver(
     store: Store, transport: Transport, *, ctx: Context, mail_from: str, batch: int = BATCH
 ) -> DeliverReport:
     """Send what is due as of ctx.now; see the module docstring for the guarantees."""
-    now = ctx.now
     report = DeliverReport()
+    outcomes: list[dict[str, object]] = []
+    failed: list[int] = []
     try:
-        while ids := _claim(store, now, batch):
-            for row_id in ids:
-                _deliver_one(store, transport, row_id, ctx, mail_from, report)
+        while ids := _claim(store, ctx.now, batch):
+            with store.read() as session:
+                rows = list(
+                    session.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id))
+                )
+                items = task_items(session, ctx, [r.task_id for r in rows if r.task_id])
+                prepared = [(row, _prepare(session, row, ctx, items, mail_from)) for row in rows]
+            for row, message in prepared:
+                outcomes.append(_send_one(transport, row, message, ctx, mail_from, report))
+                if outcomes[-1]["state"] == "failed":
+                    failed.append(row.id)
+                if len(outcomes) >= RECORD_EVERY:
+                    _flush(store, outcomes, failed, ctx.now)
+            _flush(store, outcomes, failed, ctx.now)
             if len(ids) < batch:
                 break
     finally:
@@ -123,61 +148,65 @@ def deliver(
     return report
 
 
-def _deliver_one(
-    store: Store,
+def _prepare(
+    session: Session, row: Outbox, ctx: Context, items: dict[int, dict[str, Any]], mail_from: str
+) -> tuple[str, Message] | Exception:
+    """The rendered message (with its subject), or the error that kept it from rendering."""
+    try:
+        rendered = render(
+            row.kind, context_for(session, row, ctx, items), to=row.recipient, key=row.key
+        )
+    except Exception as exc:  # a broken template must not lose the message
+        log.exception("cannot render outbox %d", row.id)
+        return TransientError(f"rendering failed: {type(exc).__name__}: {exc}")
+    message = to_email(rendered, mail_from=mail_from)
+    message.replace_header("X-Duban-Kind", HEADER_KIND.get(rendered.kind, rendered.kind))
+    return rendered.subject, message
+
+
+def _send_one(
     transport: Transport,
-    row_id: int,
+    row: Outbox,
+    prepared: tuple[str, Message] | Exception,
     ctx: Context,
     mail_from: str,
     report: DeliverReport,
-) -> None:
+) -> dict[str, object]:
+    """Send one message; return the outcome to record (written later, with its chunk)."""
     now = ctx.now
-    with store.read() as session:
-        row = session.get(Outbox, row_id)
-        assert row is not None
+    error: Exception | None = prepared if isinstance(prepared, Exception) else None
+    if not isinstance(prepared, Exception):
         try:
-            rendered = render(
-                row.kind, context_for(session, row, ctx), to=row.recipient, key=row.key
-            )
-            error: Exception | None = None
-        except Exception as exc:  # a broken template must not lose the message
-            log.exception("cannot render outbox %d", row_id)
-            error = TransientError(f"rendering failed: {type(exc).__name__}: {exc}")
-        attempts, created = row.attempts, row.created_at
-    if error is None:
-        message = to_email(rendered, mail_from=mail_from)
-        message.replace_header("X-Duban-Kind", HEADER_KIND.get(rendered.kind, rendered.kind))
-        try:
-            transport.send(message)
+            transport.send(prepared[1])
         except (TransientError, PermanentError) as exc:
             error = exc
-    if error is None:
-        _record(
-            store,
-            row_id,
-            state="sent",
-            sent_at=now,
-            attempts=attempts + 1,
-            subject=rendered.subject,
-            message_id=message_id(rendered.key, mail_from),
-            last_error=None,
-        )
+    if error is None and not isinstance(prepared, Exception):
         report.sent += 1
-        return
-    report.errors.append(f"outbox {row_id}: {error}")
-    if isinstance(error, PermanentError) or now - created >= MAX_AGE:
-        _record(store, row_id, state="failed", attempts=attempts + 1, last_error=str(error))
+        return {
+            "id": row.id,
+            "state": "sent",
+            "sent_at": now,
+            "attempts": row.attempts + 1,
+            "subject": prepared[0],
+            "message_id": message_id(row.key, mail_from),
+            "last_error": None,
+        }
+    report.errors.append(f"outbox {row.id}: {error}")
+    if isinstance(error, PermanentError) or now - row.created_at >= MAX_AGE:
         report.failed += 1
-        log.warning("outbox %d failed for good: %s", row_id, error)
-        _notify_failure(store, row_id, now)
-        return
-    _record(
-        store,
-        row_id,
-        state="pending",
-        attempts=attempts + 1,
-        last_error=str(error),
-        next_attempt_at=now + backoff(attempts + 1),
-    )
+        log.warning("outbox %d failed for good: %s", row.id, error)
+        return {
+            "id": row.id,
+            "state": "failed",
+            "attempts": row.attempts + 1,
+            "last_error": str(error),
+        }
     report.retried += 1
-    log.info("outbox %d will be retried: %s", row_id, error)
+    log.info("outbox %d will be retried: %s", row.id, error)
+    return {
+        "id": row.id,
+        "state": "pending",
+        "attempts": row.attempts + 1,
+        "last_error": str(error),
+        "next_attempt_at": now + backoff(row.attempts + 1),
+    }

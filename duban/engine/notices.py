@@ -96,7 +96,16 @@ def _tasks(
     return [task_item(ctx, t, ob, org, uploaded[t.id]) for t, ob, org in rows]
 
 
-def context_for(session: Session, row: Outbox, ctx: Context) -> dict[str, Any]:
+def task_items(session: Session, ctx: Context, task_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The template items of many tasks in one query (a delivery batch shares it)."""
+    if not task_ids:
+        return {}
+    return {i["id"]: i for i in _tasks(session, ctx, Task.id.in_(task_ids))}
+
+
+def context_for(
+    session: Session, row: Outbox, ctx: Context, items: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     base: dict[str, Any] = {
         "kind": row.kind,
         "day": row.day.isoformat(),
@@ -105,8 +114,9 @@ def context_for(session: Session, row: Outbox, ctx: Context) -> dict[str, Any]:
         "base_url": ctx.base_url,
     }
     if row.task_id is not None:
-        (item,) = _tasks(session, ctx, Task.id == row.task_id)
-        base["task"] = item
+        if items is None or row.task_id not in items:
+            items = task_items(session, ctx, [row.task_id])
+        base["task"] = items[row.task_id]
         base["rejected"] = (row.step or "").startswith("rejected:")
     if row.kind == "digest":
         base.update(_digest(session, row, ctx))

@@ -102,15 +102,16 @@ def recipients_of(query: Select[Any], notify: str) -> tuple[Select[Any], Any]:
 def _mark_step(
     session: Session,
     *,
-    obligation_id: int,
+    obligation_ids: list[int],
     step: Step,
     first: date,
     last: date,
     today: date,
     now: datetime,
 ) -> int:
+    """Mark `step` for every pending task of these obligations due in [first, last]."""
     tasks = select(Task.id).where(
-        Task.obligation_id == obligation_id,
+        Task.obligation_id.in_(obligation_ids),
         Task.state.in_([s.value for s in PENDING]),
         Task.due_date.between(first, last),
         Task.opens_at <= now,
@@ -282,19 +283,18 @@ def sweep(
     """Mark due ladder steps and enqueue today's messages; see the module docstring."""
     today = local_date(now, tz)
     report = SweepReport()
-    ranges: dict[Ladder, list[tuple[Step, date, date]]] = {}
     with store.write() as session:
-        rows = session.execute(
+        # Obligations that share a ladder share its ranges: one statement per ladder step.
+        by_ladder: dict[Ladder, list[int]] = {}
+        for obligation_id, spec in session.execute(
             select(ObligationRow.id, ObligationRow.spec).where(ObligationRow.active)
-        ).all()
-        for obligation_id, spec in rows:
-            ladder = ladder_of(spec)
-            if ladder not in ranges:
-                ranges[ladder] = current_ranges(ladder, today, calendar, catchup)
-            for step, first, last in ranges[ladder]:
+        ):
+            by_ladder.setdefault(ladder_of(spec), []).append(obligation_id)
+        for ladder, ids in by_ladder.items():
+            for step, first, last in current_ranges(ladder, today, calendar, catchup):
                 report.marks += _mark_step(
                     session,
-                    obligation_id=obligation_id,
+                    obligation_ids=ids,
                     step=step,
                     first=first,
                     last=last,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from email import policy
-from email.message import EmailMessage
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import formatdate
 from functools import cache
 from pathlib import Path
@@ -87,21 +89,21 @@ def message_id(key: str, mail_from: str) -> str:
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
 
 
-# Folding a Chinese subject at 78 columns splits it into several encoded words, and decoders
-# drop the spaces between encoded words ("逾期 12 天" arrives as "逾期 12天"). RFC 5322's hard
-# limit of 998 keeps each header one encoded word, which every client reads back exactly.
-MAIL_POLICY = policy.default.clone(max_line_length=998)
+def to_email(rendered: Rendered, *, mail_from: str) -> Message:
+    """A multipart/alternative message: the plain-text part first, then the HTML part.
 
-
-def to_email(rendered: Rendered, *, mail_from: str) -> EmailMessage:
-    msg = EmailMessage(policy=MAIL_POLICY)
+    Built with the compat32 MIME classes, which are several times faster than EmailMessage's
+    header registry; `Header` splits a long Chinese subject inside encoded words, so no space
+    is lost when a client decodes it.
+    """
+    msg = MIMEMultipart("alternative")
     msg["From"] = mail_from
     msg["To"] = rendered.to
-    msg["Subject"] = rendered.subject
+    msg["Subject"] = Header(rendered.subject, "utf-8")  # type: ignore[assignment]
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = message_id(rendered.key, mail_from)
     msg["X-Duban-Kind"] = rendered.kind
     msg["X-Duban-Key"] = rendered.key
-    msg.set_content(rendered.text)
-    msg.add_alternative(rendered.html, subtype="html")
+    msg.attach(MIMEText(rendered.text, "plain", "utf-8"))
+    msg.attach(MIMEText(rendered.html, "html", "utf-8"))
     return msg

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import smtplib
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -72,7 +72,7 @@ class SmtpConfig:
 
 
 class Transport(Protocol):
-    def send(self, message: EmailMessage) -> None: ...
+    def send(self, message: Message) -> None: ...
     def close(self) -> None: ...
     def describe(self) -> str: ...
 
@@ -122,7 +122,7 @@ class SmtpTransport:
             self._client = client
         return self._client
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         client = self._connect()
         try:
             client.smtp.send_message(message, from_addr=self.mail_from)
@@ -150,7 +150,7 @@ class EmlFolderTransport:
     def describe(self) -> str:
         return f"eml files in {self.folder}"
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:24]
         tmp = self.folder / f".{name}.tmp"

@@ -67,7 +67,11 @@ class App:
 
     def deliver(self, now: datetime) -> DeliverReport:
         return deliver(
-            self.store, self.transport(), ctx=self.context(now), mail_from=self.settings.mail_from
+            self.store,
+            self.transport(),
+            ctx=self.context(now),
+            mail_from=self.settings.mail_from,
+            retry=self.settings.retry_policy,
         )
 
     def init(self, *, now: datetime, load: bool = True) -> SyncReport | None:

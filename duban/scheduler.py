@@ -16,8 +16,11 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -57,10 +60,17 @@ def holder_name() -> str:
 
 
 def build_scheduler(
-    app: App, clock: Clock, holder: str, stop: threading.Event
-) -> BlockingScheduler:
+    app: App,
+    clock: Clock,
+    holder: str,
+    stop: threading.Event,
+    *,
+    background: bool = False,
+    on_lost: Callable[[], None] | None = None,
+) -> BaseScheduler:
     tz = app.settings.tz
-    scheduler = BlockingScheduler(
+    kind = BackgroundScheduler if background else BlockingScheduler
+    scheduler = kind(
         timezone=tz, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     )
 
@@ -102,6 +112,8 @@ def build_scheduler(
             log.error("lost the scheduler lease to %s; stopping", other)
             stop.set()
             scheduler.shutdown(wait=False)
+            if on_lost is not None:
+                on_lost()
 
     with app.store.read() as session:
         plans = {pid: code for pid, code in session.execute(select(Plan.id, Plan.code))}
@@ -144,8 +156,20 @@ def build_scheduler(
     return scheduler
 
 
-def run(app: App, clock: Clock) -> None:
-    """Run until interrupted. Raises SchedulerBusy if another scheduler holds the lease."""
+class Server(Protocol):
+    """Something that serves in the foreground until stopped (the web UI's uvicorn server)."""
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def run(app: App, clock: Clock, serve: Server | None = None) -> None:
+    """Run until interrupted. Raises SchedulerBusy if another scheduler holds the lease.
+
+    With `serve`, the scheduler runs in the background and `serve.run()` holds the foreground
+    (the web UI); stopping either stops both.
+    """
     holder = holder_name()
     other = lease.acquire(app.store, holder=holder, now=clock())
     if other is not None:
@@ -170,9 +194,21 @@ def run(app: App, clock: Clock) -> None:
             swept.messages,
             delivered.sent,
         )
-        scheduler = build_scheduler(app, clock, holder, stop)
-        log.info("scheduler started: %d jobs; press Ctrl+C to stop", len(scheduler.get_jobs()))
-        scheduler.start()
+        if serve is None:
+            scheduler = build_scheduler(app, clock, holder, stop)
+            log.info("scheduler started: %d jobs; press Ctrl+C to stop", len(scheduler.get_jobs()))
+            scheduler.start()
+        else:
+            scheduler = build_scheduler(
+                app, clock, holder, stop, background=True, on_lost=serve.stop
+            )
+            scheduler.start()
+            log.info("scheduler started: %d jobs; press Ctrl+C to stop", len(scheduler.get_jobs()))
+            try:
+                serve.run()
+            finally:
+                if scheduler.running:
+                    scheduler.shutdown(wait=True)
     except (KeyboardInterrupt, SystemExit):
         log.info("stopping")
     finally:

@@ -8,6 +8,7 @@ in the working directory, Asia/Shanghai, and the bundled plans, county and calen
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from duban.domain.retry import RetryPolicy
 from duban.resources import bundled, bundled_orgs, bundled_plans
 
 
@@ -42,8 +44,28 @@ class Settings(BaseSettings):
     smtp_url: SecretStr | None = None
     mail_from: str = "duban@localhost.localdomain"
     mail_dir: Path = Path("outbox-mail")
+    #: a message that failed with a 4xx or a dropped connection is tried again after
+    #: retry_first_minutes, doubling up to retry_cap_minutes, and failed after retry_give_up_days
+    retry_first_minutes: int = Field(default=15, ge=1)
+    retry_cap_minutes: int = Field(default=240, ge=1)
+    retry_give_up_days: int = Field(default=5, ge=1)
     #: links in messages point here (the web UI)
     base_url: str = "http://127.0.0.1:8000"
+    #: the web UI: `duban run` serves it too unless web is false; `duban web` serves it alone
+    web: bool = True
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    #: uploaded evidence, stored by SHA-256; never inside a folder the web server serves
+    evidence_dir: Path = Path("evidence-files")
+    upload_max_mb: int = Field(default=20, ge=1)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            first=timedelta(minutes=self.retry_first_minutes),
+            cap=timedelta(minutes=self.retry_cap_minutes),
+            give_up=timedelta(days=self.retry_give_up_days),
+        )
 
     @property
     def tz(self) -> ZoneInfo:

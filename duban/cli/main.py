@@ -28,7 +28,7 @@ from duban.catalog.expand import planned_tasks
 from duban.catalog.loader import load_catalog
 from duban.domain.due import start_of_day
 from duban.domain.tasks import Action, TaskState
-from duban.engine import actions, feeds, notify_prefs, outbox
+from duban.engine import actions, feeds, notify_prefs, outbox, users
 from duban.engine.materialize import materialize
 from duban.engine.queries import list_tasks
 from duban.errors import DubanError, PlanError
@@ -46,6 +46,7 @@ task_app = typer.Typer(help="Act on one task.", no_args_is_help=True)
 cal_app = typer.Typer(help="Chinese working-day arithmetic.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Messages to send: list, retry.", no_args_is_help=True)
 notify_app = typer.Typer(help="Notification preferences.", no_args_is_help=True)
+user_app = typer.Typer(help="People who sign in to the web UI and the API.", no_args_is_help=True)
 app.add_typer(plan_app, name="plan")
 app.add_typer(audit_app, name="audit")
 app.add_typer(event_app, name="event")
@@ -53,6 +54,7 @@ app.add_typer(task_app, name="task")
 app.add_typer(cal_app, name="calendar")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(notify_app, name="notify")
+app.add_typer(user_app, name="user")
 
 out = Console(markup=False, highlight=False)  # user data is never markup
 err = Console(stderr=True)
@@ -128,6 +130,11 @@ def init(
             f"loaded {report.plans} plans, {report.obligations} obligations "
             f"({report.changed_obligations} new or changed), {report.organizations} "
             "organizations"
+        )
+    if not users.has_admin(ctx.store):
+        out.print(
+            "no administrator yet; create the first one with\n"
+            "  duban user add NAME --role admin --password-stdin"
         )
 
 
@@ -292,7 +299,17 @@ def run() -> None:
                 report.obligations,
                 report.organizations,
             )
-        scheduler.run(ctx, clock=lambda: datetime.now(UTC))
+        server = None
+        if ctx.settings.web:
+            from duban.web.app import WebServer
+
+            server = WebServer(ctx, ctx.settings.web_host, ctx.settings.web_port)
+            log.info(
+                "web UI on http://%s:%d/ (API schema at /openapi.json)",
+                ctx.settings.web_host,
+                ctx.settings.web_port,
+            )
+        scheduler.run(ctx, clock=lambda: datetime.now(UTC), serve=server)
 
 
 @event_app.command("add")
@@ -539,3 +556,117 @@ def cal_count(start: str, end: str) -> None:
 
 def main() -> None:
     app()
+
+
+def _password(stdin: bool) -> str | None:
+    if stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if sys.stdin.isatty():
+        first = typer.prompt("password", hide_input=True)
+        if typer.prompt("again", hide_input=True) != first:
+            fail("the two passwords differ; nothing was created", 2)
+        return str(first)
+    return None
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="Sign-in name.")],
+    role: Annotated[str, typer.Option(help="admin, institution or auditor.")],
+    org: Annotated[str | None, typer.Option(help="The organization (institution users).")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    now: NowOption = None,
+) -> None:
+    """Create a user (asks for the password on a terminal, or reads it with --password-stdin)."""
+    ctx = _app()
+    with errors():
+        password = _password(password_stdin)
+        if password is None:
+            fail("give a password: on a terminal, or with --password-stdin", 2)
+        users.add_user(
+            ctx.store, name=name, role=role, org=org, password=password, now=parse_moment(now, ctx)
+        )
+    out.print(f"user {name} ({role}{', ' + org if org else ''}) created")
+
+
+@user_app.command("list")
+def user_list(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Every user, disabled ones included."""
+    ctx = _app()
+    with errors():
+        rows = users.list_users(ctx.store)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        return
+    table = Table("name", "role", "org", "disabled", "created")
+    for r in rows:
+        table.add_row(
+            str(r["name"]),
+            str(r["role"]),
+            str(r["org"] or ""),
+            str(r["disabled"]),
+            str(r["created_at"]),
+        )
+    out.print(table)
+
+
+@user_app.command("disable")
+def user_disable(
+    name: Annotated[str, typer.Argument(help="Sign-in name.")], now: NowOption = None
+) -> None:
+    """Disable a user: their sessions and API tokens stop working at once."""
+    ctx = _app()
+    with errors():
+        users.disable_user(ctx.store, name=name, now=parse_moment(now, ctx))
+    out.print(f"user {name} disabled")
+
+
+@user_app.command("token")
+def user_token(
+    name: Annotated[str, typer.Argument(help="Sign-in name.")],
+    label: Annotated[str, typer.Option(help="What the token is for.")] = "api",
+    revoke: Annotated[
+        bool, typer.Option("--revoke", help="Revoke all of the user's tokens.")
+    ] = False,
+    now: NowOption = None,
+) -> None:
+    """Create a personal API token (printed once; send it as Authorization: Bearer TOKEN)."""
+    ctx = _app()
+    with errors():
+        if revoke:
+            count = users.revoke_tokens(ctx.store, name=name, now=parse_moment(now, ctx))
+            out.print(f"{count} tokens of {name} revoked")
+            return
+        token = users.create_token(ctx.store, name=name, label=label, now=parse_moment(now, ctx))
+    sys.stdout.write(token + "\n")
+
+
+@app.command()
+def web(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Serve the web UI and the JSON API alone (no scheduler)."""
+    import uvicorn
+
+    from duban.web.app import create_app
+
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx = _app()
+    with errors():
+        if not ctx.store.is_initialised():
+            ctx.init(now=datetime.now(UTC))
+    host = host or ctx.settings.web_host
+    port = port or ctx.settings.web_port
+    log.info("web UI on http://%s:%d/ (API schema at /openapi.json)", host, port)
+    if not users.has_admin(ctx.store):
+        log.warning("no administrator yet: duban user add NAME --role admin --password-stdin")
+    uvicorn.run(create_app(ctx), host=host, port=port, log_level="warning")

@@ -6,10 +6,12 @@
 2. Send each over one connection. Each message's Message-ID is derived from its outbox key,
    so a message re-sent after a crash between sending and recording carries the same
    Message-ID and the recipient's mail system sees one message.
-3. Record each outcome in its own transaction: sent; or, on a transient failure (4xx, dropped
-   connection), retried with exponential backoff (15 minutes doubling to a 4-hour cap, like
-   Postfix's queue) until MAX_AGE (5 days) has passed, then failed; or, on a permanent 5xx
-   answer, failed at once with the server's words. A failed message tells the county office.
+3. Record the outcomes, RECORD_EVERY at a time in one transaction: sent; or, on a transient
+   failure (4xx, dropped connection), retried with exponential backoff (by default 15 minutes
+   doubling to a 4-hour cap, like Postfix's queue) until the message is 5 days old, then
+   failed; or, on a permanent 5xx answer, failed at once with the server's words. A failed
+   message tells the county office. A crash before recording only means a re-send on the
+   next run, with the same Message-ID.
 Nothing is deleted; `duban outbox retry` puts failed messages back in the queue.
 """
 
@@ -25,6 +27,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from duban.domain.retry import RetryPolicy
 from duban.engine.notices import Context, context_for, task_items
 from duban.engine.sweep import COUNTY_OFFICE
 from duban.notify.render import message_id, render, to_email
@@ -34,9 +37,7 @@ from duban.store.models import OrgContact, OrgTag, Outbox
 
 log = logging.getLogger(__name__)
 
-BACKOFF_FIRST = timedelta(minutes=15)
-BACKOFF_CAP = timedelta(hours=4)
-MAX_AGE = timedelta(days=5)
+DEFAULT_RETRY = RetryPolicy()
 CLAIM_TIMEOUT = timedelta(minutes=10)
 BATCH = 200
 HEADER_KIND = {"failure": "escalation"}  # a delivery-failure notice is an escalation
@@ -48,12 +49,6 @@ class DeliverReport:
     retried: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def backoff(attempts: int) -> timedelta:
-    """Wait after the `attempts`-th failed attempt: 15 min, 30 min, 1 h, 2 h, 4 h, 4 h, …"""
-    wait: timedelta = BACKOFF_FIRST * 2 ** max(0, attempts - 1)
-    return min(wait, BACKOFF_CAP)
 
 
 def _claim(store: Store, now: datetime, batch: int) -> list[int]:
@@ -120,7 +115,13 @@ def _flush(
 
 
 def deliver(
-    store: Store, transport: Transport, *, ctx: Context, mail_from: str, batch: int = BATCH
+    store: Store,
+    transport: Transport,
+    *,
+    ctx: Context,
+    mail_from: str,
+    batch: int = BATCH,
+    retry: RetryPolicy = DEFAULT_RETRY,
 ) -> DeliverReport:
     """Send what is due as of ctx.now; see the module docstring for the guarantees."""
     report = DeliverReport()
@@ -135,7 +136,8 @@ def deliver(
                 items = task_items(session, ctx, [r.task_id for r in rows if r.task_id])
                 prepared = [(row, _prepare(session, row, ctx, items, mail_from)) for row in rows]
             for row, message in prepared:
-                outcomes.append(_send_one(transport, row, message, ctx, mail_from, report))
+                outcome = _send_one(transport, row, message, ctx, mail_from, retry, report)
+                outcomes.append(outcome)
                 if outcomes[-1]["state"] == "failed":
                     failed.append(row.id)
                 if len(outcomes) >= RECORD_EVERY:
@@ -170,6 +172,7 @@ def _send_one(
     prepared: tuple[str, Message] | Exception,
     ctx: Context,
     mail_from: str,
+    retry: RetryPolicy,
     report: DeliverReport,
 ) -> dict[str, object]:
     """Send one message; return the outcome to record (written later, with its chunk)."""
@@ -192,7 +195,7 @@ def _send_one(
             "last_error": None,
         }
     report.errors.append(f"outbox {row.id}: {error}")
-    if isinstance(error, PermanentError) or now - row.created_at >= MAX_AGE:
+    if isinstance(error, PermanentError) or now - row.created_at >= retry.give_up:
         report.failed += 1
         log.warning("outbox %d failed for good: %s", row.id, error)
         return {
@@ -208,5 +211,5 @@ def _send_one(
         "state": "pending",
         "attempts": row.attempts + 1,
         "last_error": str(error),
-        "next_attempt_at": now + backoff(row.attempts + 1),
+        "next_attempt_at": now + retry.backoff(row.attempts + 1),
     }

@@ -51,6 +51,10 @@ from duban.store.models import (
 log = logging.getLogger(__name__)
 
 
+# After creating this many tasks in one run, refresh the planner's statistics (Store.analyze).
+ANALYZE_AFTER = 10_000
+
+
 @dataclass
 class MaterializeReport:
     periods_checked: int = 0
@@ -233,4 +237,6 @@ def materialize(
                 log.info("created %d tasks for %s %s (due %s)", created, row.code, period.key, due)
         if progress:
             progress(n, len(rows))
+    if report.tasks_created >= ANALYZE_AFTER:
+        store.analyze("tasks", "org_contacts", "organizations", "org_tags")
     return report

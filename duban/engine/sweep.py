@@ -81,22 +81,37 @@ def _execute(session: Session, stmt: Any) -> int:
     return int(result.rowcount)
 
 
-def recipients_of(query: Select[Any], notify: str) -> tuple[Select[Any], Any]:
-    """Join the people a step tells onto a query over tasks; returns (query, email column)."""
+def county_office(session: Session) -> list[str]:
+    """The duty contacts of the organizations tagged county-office (a handful of people)."""
+    office = aliased(OrgTag)
+    return list(
+        session.scalars(
+            select(OrgContact.email)
+            .join(office, and_(office.org_id == OrgContact.org_id, office.tag == COUNTY_OFFICE))
+            .where(OrgContact.role == "duty")
+            .distinct()
+            .order_by(OrgContact.email)
+        )
+    )
+
+
+def recipients_of(query: Select[Any], notify: str, office: list[str]) -> list[tuple[Any, Any]]:
+    """The people a step tells, joined onto a query over tasks: [(query, email column)].
+
+    The county office is a few fixed people, so it is one statement per person with the
+    address as a literal; joining it would make the planner pair every task with every contact.
+    """
     contact = aliased(OrgContact)
     if notify in ("duty", "head"):
         joined = query.join(contact, and_(contact.org_id == Task.org_id, contact.role == notify))
-    elif notify == "parent":
+        return [(joined, contact.email)]
+    if notify == "parent":
         org = aliased(Organization)
         joined = query.join(org, org.id == Task.org_id).join(
             contact, and_(contact.org_id == org.parent_id, contact.role == "duty")
         )
-    else:  # county-office
-        office = aliased(OrgTag)
-        joined = query.join(office, office.tag == COUNTY_OFFICE).join(
-            contact, and_(contact.org_id == office.org_id, contact.role == "duty")
-        )
-    return joined, contact.email
+        return [(joined, contact.email)]
+    return [(query, literal(email, String())) for email in office]  # county-office
 
 
 def _mark_step(
@@ -108,6 +123,7 @@ def _mark_step(
     last: date,
     today: date,
     now: datetime,
+    office: list[str],
 ) -> int:
     """Mark `step` for every pending task of these obligations due in [first, last]."""
     tasks = select(Task.id).where(
@@ -116,25 +132,39 @@ def _mark_step(
         Task.due_date.between(first, last),
         Task.opens_at <= now,
     )
-    joined, email = recipients_of(tasks, step.notify)
-    query = joined.with_only_columns(
-        Task.id, literal(step.name), email, literal(step.kind), literal(today)
-    )
-    stmt = (
-        _insert(session)(LadderMark)
-        .from_select(["task_id", "step", "recipient", "kind", "day"], query)
-        .on_conflict_do_nothing(index_elements=["task_id", "step", "recipient"])
-    )
-    return _execute(session, stmt)
+    marked = 0
+    for joined, email in recipients_of(tasks, step.notify, office):
+        query = joined.with_only_columns(
+            Task.id, literal(step.name), email, literal(step.kind), literal(today)
+        )
+        stmt = (
+            _insert(session)(LadderMark)
+            .from_select(["task_id", "step", "recipient", "kind", "day"], query)
+            .on_conflict_do_nothing(index_elements=["task_id", "step", "recipient"])
+        )
+        marked += _execute(session, stmt)
+    return marked
 
 
 def _mark_rejections(session: Session, *, today: date, now: datetime, catchup: timedelta) -> int:
     """A rejection is news for the duty contact: a reminder-kind mark, once per rejection."""
-    rows = session.execute(
-        select(Task.id, Task.reviewed_at, OrgContact.email)
-        .join(OrgContact, and_(OrgContact.org_id == Task.org_id, OrgContact.role == "duty"))
-        .where(Task.state == TaskState.REJECTED.value, Task.reviewed_at >= now - catchup)
+    # Two steps, so the planner starts from the few rejected tasks (index on state), never
+    # from every contact's every task.
+    rejected = session.execute(
+        select(Task.id, Task.org_id, Task.reviewed_at).where(
+            Task.state == TaskState.REJECTED.value, Task.reviewed_at >= now - catchup
+        )
     ).all()
+    if not rejected:
+        return 0
+    duty = dict(
+        session.execute(
+            select(OrgContact.org_id, OrgContact.email).where(
+                OrgContact.role == "duty", OrgContact.org_id.in_({o for _, o, _ in rejected})
+            )
+        ).all()
+    )
+    rows = [(t, reviewed, duty[o]) for t, o, reviewed in rejected if o in duty]
     if not rows:
         return 0
     values = [
@@ -290,6 +320,7 @@ def sweep(
             select(ObligationRow.id, ObligationRow.spec).where(ObligationRow.active)
         ):
             by_ladder.setdefault(ladder_of(spec), []).append(obligation_id)
+        office = county_office(session)
         for ladder, ids in by_ladder.items():
             for step, first, last in current_ranges(ladder, today, calendar, catchup):
                 report.marks += _mark_step(
@@ -300,6 +331,7 @@ def sweep(
                     last=last,
                     today=today,
                     now=now,
+                    office=office,
                 )
         report.marks += _mark_rejections(session, today=today, now=now, catchup=catchup)
         report.messages += _messages_for_day(session, today=today, now=now)

@@ -86,6 +86,19 @@ class Store:
         with self._read_sessions() as session, session.begin():
             yield session
 
+    def analyze(self, *tables: str) -> None:
+        """Refresh the planner's statistics after a bulk write.
+
+        PostgreSQL's autovacuum would get there within a minute or so, but a sweep that runs
+        right after materialize created a year of tasks would be planned on empty-table
+        estimates (nested loops over 'two' contacts, measured at 40x slower). SQLite's planner
+        uses `ANALYZE` statistics the same way.
+        """
+        with self.engine.connect() as conn:
+            for table in tables:
+                conn.exec_driver_sql(f"ANALYZE {table}")
+            conn.commit()
+
     def alembic_config(self) -> Config:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))

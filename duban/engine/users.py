@@ -1,0 +1,309 @@
+"""People who use the web UI and the API: users, passwords, sessions, API tokens, throttling.
+
+Passwords are hashed with argon2id (argon2-cffi, its default parameters, rehashed when they
+change). Session cookies and API tokens are random (`secrets.token_urlsafe`) and only their
+SHA-256 is stored, so a copy of the database lets nobody sign in. Failed sign-ins are kept and
+throttle further attempts per name and per address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, or_, select, update
+
+from duban.errors import DubanError
+from duban.store import audit
+from duban.store.db import Store
+from duban.store.models import ApiToken, LoginFailure, Organization, User, WebSession
+
+ROLES = ("admin", "institution", "auditor")
+SESSION_LIFETIME = timedelta(hours=12)
+THROTTLE_WINDOW = timedelta(minutes=15)
+THROTTLE_MAX = 5  # failures per name, or per address, within the window
+MIN_PASSWORD = 10
+
+_hasher = PasswordHasher()
+# verified against when the name is unknown, so both paths take the same time
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AuthError(DubanError):
+    """Sign-in refused: wrong name or password, disabled, or throttled."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: what every request handler authorises against."""
+
+    user_id: int
+    name: str
+    role: str
+    org_id: int | None
+    org_code: str | None
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.name}"
+
+    def can_see_org(self, org_id: int) -> bool:
+        return self.role in ("admin", "auditor") or self.org_id == org_id
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _principal(user: User, org_code: str | None) -> Principal:
+    return Principal(user.id, user.name, user.role, user.org_id, org_code)
+
+
+def add_user(
+    store: Store,
+    *,
+    name: str,
+    role: str,
+    org: str | None,
+    password: str | None,
+    now: datetime,
+    actor: str = "cli",
+) -> int:
+    """Create a user; an institution user must name its organization, others must not."""
+    if role not in ROLES:
+        raise DubanError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if (role == "institution") != (org is not None):
+        raise DubanError(
+            "an institution user needs --org ORG; administrators and auditors take no --org"
+        )
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise DubanError(f"the password is too short: use at least {MIN_PASSWORD} characters")
+    with store.write() as session:
+        if session.scalar(select(User.id).where(User.name == name)) is not None:
+            raise DubanError(f"user {name!r} already exists; choose another name")
+        org_id = None
+        if org is not None:
+            org_id = session.scalar(select(Organization.id).where(Organization.code == org))
+            if org_id is None:
+                raise DubanError(f"unknown organization {org!r}; see `duban plan show`")
+        user = User(
+            name=name,
+            role=role,
+            org_id=org_id,
+            password_hash=_hasher.hash(password) if password else None,
+            disabled=False,
+            created_at=now,
+        )
+        session.add(user)
+        session.flush()
+        audit.record(
+            session,
+            now=now,
+            actor=actor,
+            action="user.added",
+            entity="user",
+            entity_id=name,
+            data={"role": role, "org": org},
+        )
+        return user.id
+
+
+def list_users(store: Store) -> list[dict[str, object]]:
+    with store.read() as session:
+        rows = session.execute(
+            select(User, Organization.code)
+            .outerjoin(Organization, Organization.id == User.org_id)
+            .order_by(User.name)
+        ).all()
+        return [
+            {
+                "name": u.name,
+                "role": u.role,
+                "org": code,
+                "disabled": u.disabled,
+                "password": u.password_hash is not None,
+                "created_at": u.created_at.isoformat(),
+            }
+            for u, code in rows
+        ]
+
+
+def disable_user(store: Store, *, name: str, now: datetime, actor: str = "cli") -> None:
+    """Disable a user: their sessions end and their tokens stop working at once."""
+    with store.write() as session:
+        user = session.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise DubanError(f"no user named {name!r}; see `duban user list`")
+        user.disabled = True
+        session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+        session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        audit.record(
+            session,
+            now=now,
+            actor=actor,
+            action="user.disabled",
+            entity="user",
+            entity_id=name,
+            data={},
+        )
+
+
+def create_token(store: Store, *, name: str, label: str, now: datetime, actor: str = "cli") -> str:
+    """A new personal API token for the user; shown once, stored only as its SHA-256."""
+    token = "dbn_" + secrets.token_urlsafe(32)
+    with store.write() as session:
+        user = session.scalar(select(User).where(User.name == name))
+        if user is None or user.disabled:
+            raise DubanError(f"no active user named {name!r}; see `duban user list`")
+        session.add(
+            ApiToken(token_hash=digest(token), user_id=user.id, label=label, created_at=now)
+        )
+        audit.record(
+            session,
+            now=now,
+            actor=actor,
+            action="token.created",
+            entity="user",
+            entity_id=name,
+            data={"label": label},
+        )
+    return token
+
+
+def revoke_tokens(store: Store, *, name: str, now: datetime, actor: str = "cli") -> int:
+    with store.write() as session:
+        user_id = session.scalar(select(User.id).where(User.name == name))
+        if user_id is None:
+            raise DubanError(f"no user named {name!r}; see `duban user list`")
+        result = session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(preserve_rowcount=True)
+        )
+        audit.record(
+            session,
+            now=now,
+            actor=actor,
+            action="token.revoked",
+            entity="user",
+            entity_id=name,
+            data={"count": getattr(result, "rowcount", 0)},
+        )
+        return int(getattr(result, "rowcount", 0))
+
+
+def sign_in(
+    store: Store, *, name: str, password: str, address: str, now: datetime
+) -> tuple[str, str]:
+    """Check the password; on success open a session and return (cookie token, CSRF token).
+
+    Refusals say the same thing for an unknown name and a wrong password. After THROTTLE_MAX
+    failures for a name or from an address within THROTTLE_WINDOW, sign-in is refused
+    without checking the password until the window has passed.
+    """
+    since = now - THROTTLE_WINDOW
+    with store.read() as session:
+        failures = session.scalar(
+            select(func.count())
+            .select_from(LoginFailure)
+            .where(
+                LoginFailure.at >= since,
+                or_(LoginFailure.name == name, LoginFailure.address == address),
+            )
+        )
+        user = session.scalar(select(User).where(User.name == name))
+    if failures is not None and failures >= THROTTLE_MAX:
+        minutes = int(THROTTLE_WINDOW.total_seconds() // 60)
+        raise AuthError(f"too many failed sign-ins; try again in {minutes} minutes")
+    ok = False
+    try:
+        ok = _hasher.verify(
+            user.password_hash if user and user.password_hash else _DUMMY_HASH, password
+        )
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None or user.disabled or user.password_hash is None:
+        with store.write() as session:
+            session.add(LoginFailure(name=name[:100], address=address[:64], at=now))
+        raise AuthError("wrong name or password, or the account is disabled")
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    with store.write() as session:
+        session.execute(delete(WebSession).where(WebSession.expires_at < now))
+        session.execute(
+            delete(LoginFailure).where(or_(LoginFailure.name == name, LoginFailure.at < since))
+        )
+        if _hasher.check_needs_rehash(user.password_hash):
+            session.execute(
+                update(User).where(User.id == user.id).values(password_hash=_hasher.hash(password))
+            )
+        session.add(
+            WebSession(
+                token_hash=digest(token),
+                user_id=user.id,
+                csrf=csrf,
+                created_at=now,
+                expires_at=now + SESSION_LIFETIME,
+            )
+        )
+        audit.record(
+            session,
+            now=now,
+            actor=f"user:{name}",
+            action="user.signed_in",
+            entity="user",
+            entity_id=name,
+            data={"address": address},
+        )
+    return token, csrf
+
+
+def sign_out(store: Store, token: str) -> None:
+    with store.write() as session:
+        session.execute(delete(WebSession).where(WebSession.token_hash == digest(token)))
+
+
+def session_principal(store: Store, token: str, now: datetime) -> tuple[Principal, str] | None:
+    """The principal and CSRF token of a live session cookie, or None."""
+    with store.read() as session:
+        row = session.execute(
+            select(User, Organization.code, WebSession.csrf)
+            .join(WebSession, WebSession.user_id == User.id)
+            .outerjoin(Organization, Organization.id == User.org_id)
+            .where(WebSession.token_hash == digest(token), WebSession.expires_at > now)
+        ).first()
+    if row is None or row[0].disabled:
+        return None
+    return _principal(row[0], row[1]), row[2]
+
+
+def token_principal(store: Store, token: str) -> Principal | None:
+    """The principal of a live API token, or None."""
+    with store.read() as session:
+        row = session.execute(
+            select(User, Organization.code)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .outerjoin(Organization, Organization.id == User.org_id)
+            .where(ApiToken.token_hash == digest(token), ApiToken.revoked_at.is_(None))
+        ).first()
+    if row is None or row[0].disabled:
+        return None
+    return _principal(row[0], row[1])
+
+
+def has_admin(store: Store) -> bool:
+    with store.read() as session:
+        return (
+            session.scalar(
+                select(User.id).where(User.role == "admin", User.disabled.is_(False)).limit(1)
+            )
+            is not None
+        )

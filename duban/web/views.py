@@ -1,0 +1,421 @@
+"""What the pages and the API show: read-side queries, each scoped to the principal.
+
+Every function takes `now` and the principal. An institution user's queries are restricted to
+its own organization in SQL, so no page or endpoint can forget the check.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, select
+
+from duban.domain.due import local_date
+from duban.domain.tasks import PENDING, TaskState, days_overdue, is_late, is_overdue
+from duban.domain.workdays import WorkdayCalendar
+from duban.engine.users import Principal
+from duban.errors import CalendarYearMissing, NotFound
+from duban.store import audit
+from duban.store.db import Store
+from duban.store.models import (
+    AuditEvent,
+    Evidence,
+    ObligationRow,
+    Organization,
+    OrgTag,
+    Task,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Filters:
+    org: str | None = None
+    obligation: str | None = None
+    period: str | None = None
+    tag: str | None = None
+    state: str | None = None
+    year: int | None = None
+
+    def as_query(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.__dict__.items() if v not in (None, "")}
+
+
+class Forbidden(Exception):
+    """The principal may not see or do this."""
+
+
+def _scoped(query: Select[Any], who: Principal) -> Select[Any]:
+    if who.role == "institution":
+        return query.where(Task.org_id == (who.org_id if who.org_id is not None else -1))
+    return query
+
+
+def _filtered(query: Select[Any], f: Filters) -> Select[Any]:
+    if f.org:
+        query = query.where(Organization.code == f.org)
+    if f.obligation:
+        query = query.where(ObligationRow.code == f.obligation)
+    if f.period:
+        query = query.where(Task.period_key == f.period)
+    if f.tag:
+        query = query.where(
+            select(OrgTag.org_id).where(OrgTag.org_id == Task.org_id, OrgTag.tag == f.tag).exists()
+        )
+    if f.state:
+        query = query.where(Task.state == f.state)
+    if f.year:
+        query = query.where(
+            Task.due_date >= date(f.year, 1, 1), Task.due_date <= date(f.year, 12, 31)
+        )
+    return query
+
+
+def task_row(
+    task: Task, ob: ObligationRow, org: Organization, now: datetime, today: date
+) -> dict[str, Any]:
+    state = TaskState(task.state)
+    overdue = is_overdue(state, task.due_at, now)
+    spec = ob.spec
+    return {
+        "id": task.id,
+        "obligation": ob.code,
+        "title": ob.title,
+        "title_en": spec.get("title_en") or "",
+        "clause": spec["source"]["clause"],
+        "document": spec["source"]["document"],
+        "org": org.code,
+        "org_name": org.name,
+        "period": task.period_key,
+        "due": task.due_date.isoformat(),
+        "state": state.value,
+        "overdue": overdue,
+        "overdue_days": days_overdue(task.due_date, today) if overdue else 0,
+        "late": is_late(task.due_at, task.submitted_at),
+        "submitted_at": task.submitted_at.isoformat() if task.submitted_at else None,
+        "reason": task.reason,
+    }
+
+
+def tasks(
+    store: Store,
+    who: Principal,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    filters: Filters = Filters(),
+    overdue_only: bool = False,
+    states: tuple[str, ...] | None = None,
+    limit: int = 5000,
+) -> list[dict[str, Any]]:
+    """Tasks whose period has opened, scoped and filtered, ordered by due date."""
+    base: Any = select(Task, ObligationRow, Organization)
+    query: Select[Any] = (
+        base.join(ObligationRow, ObligationRow.id == Task.obligation_id)
+        .join(Organization, Organization.id == Task.org_id)
+        .where(Task.opens_at <= now)
+    )
+    query = _filtered(_scoped(query, who), filters)
+    if overdue_only:
+        query = query.where(Task.state.in_([s.value for s in PENDING]), Task.due_at <= now)
+    if states:
+        query = query.where(Task.state.in_(states))
+    query = query.order_by(Task.due_date, Organization.code, ObligationRow.code).limit(limit)
+    today = local_date(now, tz)
+    with store.read() as session:
+        return [task_row(t, ob, org, now, today) for t, ob, org in session.execute(query)]
+
+
+def overdue_board(
+    store: Store, who: Principal, *, now: datetime, tz: ZoneInfo, filters: Filters
+) -> list[dict[str, Any]]:
+    rows = tasks(store, who, now=now, tz=tz, filters=filters, overdue_only=True)
+    return sorted(rows, key=lambda r: (-r["overdue_days"], r["org"], r["obligation"]))
+
+
+def my_tasks(store: Store, who: Principal, *, now: datetime, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """Open, rejected and overdue work, the most urgent first: rejected, overdue, due soonest."""
+    rows = tasks(store, who, now=now, tz=tz, states=("open", "rejected", "submitted"))
+
+    def urgency(r: dict[str, Any]) -> tuple[int, int, str]:
+        rank = (
+            0
+            if r["state"] == "rejected"
+            else 1
+            if r["overdue"]
+            else 2
+            if r["state"] == "open"
+            else 3
+        )
+        return (rank, -r["overdue_days"], r["due"])
+
+    return sorted(rows, key=urgency)
+
+
+def task_detail(
+    store: Store,
+    who: Principal,
+    task_id: int,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    calendar: WorkdayCalendar,
+) -> dict[str, Any]:
+    with store.read() as session:
+        found = session.execute(
+            select(Task, ObligationRow, Organization)
+            .join(ObligationRow, ObligationRow.id == Task.obligation_id)
+            .join(Organization, Organization.id == Task.org_id)
+            .where(Task.id == task_id)
+        ).first()
+        if found is None:
+            raise NotFound("task", task_id)
+        task, ob, org = found
+        if not who.can_see_org(task.org_id):
+            raise Forbidden(f"task {task_id} belongs to another organization")
+        evidence = list(
+            session.scalars(
+                select(Evidence).where(Evidence.task_id == task.id).order_by(Evidence.id)
+            )
+        )
+    today = local_date(now, tz)
+    row = task_row(task, ob, org, now, today)
+    spec = ob.spec
+    uploaded = {e.kind for e in evidence}
+    try:
+        left = calendar.workdays_between(today, task.due_date) if task.due_date >= today else None
+    except CalendarYearMissing:
+        left = None
+    row.update(
+        quote=spec["source"]["quote"],
+        note=spec.get("note"),
+        required=list(spec["evidence"]),
+        missing=[k for k in spec["evidence"] if k not in uploaded],
+        workdays_left=left,
+        period_start=task.period_start.isoformat(),
+        period_end=task.period_end.isoformat(),
+        org_id=task.org_id,
+        evidence=[
+            {
+                "id": e.id,
+                "kind": e.kind,
+                "filename": e.filename,
+                "media_type": e.media_type,
+                "size": e.size,
+                "sha256": e.sha256,
+                "note": e.note,
+                "uploaded_by": e.uploaded_by,
+                "uploaded_at": e.uploaded_at.isoformat(),
+            }
+            for e in evidence
+        ],
+    )
+    return row
+
+
+def timeline(store: Store, who: Principal, task_id: int, *, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """Who did what to the task, and when: its audit events, oldest first."""
+    with store.read() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise NotFound("task", task_id)
+        if not who.can_see_org(task.org_id):
+            raise Forbidden(f"task {task_id} belongs to another organization")
+        events = list(
+            session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.entity == "task", AuditEvent.entity_id == str(task_id))
+                .order_by(AuditEvent.seq)
+            )
+        )
+        created = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.entity == "obligation", AuditEvent.action == "tasks.created")
+            .where(AuditEvent.at <= task.created_at)
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        ).first()
+    out = [
+        {
+            "seq": e.seq,
+            "at": e.at.isoformat(),
+            "at_local": e.at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            "actor": e.actor,
+            "action": e.action,
+            "data": json.loads(e.payload),
+            "hash": e.hash,
+        }
+        for e in events
+    ]
+    first = {
+        "seq": created.seq if created else None,
+        "at": task.created_at.isoformat(),
+        "at_local": task.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        "actor": "scheduler",
+        "action": "task.created",
+        "data": {"period": task.period_key, "due": task.due_date.isoformat()},
+        "hash": created.hash if created else None,
+    }
+    return [first, *out]
+
+
+CELL = {
+    "on_time": ("按时完成", "done on time"),
+    "late": ("逾期完成", "done late"),
+    "overdue": ("逾期未完成", "overdue"),
+    "waiting": ("未到期", "not yet due"),
+    "waived": ("已豁免", "waived"),
+}
+
+
+def cell_status(row: dict[str, Any]) -> str:
+    if row["state"] == "waived":
+        return "waived"
+    if row["state"] in ("submitted", "accepted"):
+        return "late" if row["late"] else "on_time"
+    return "overdue" if row["overdue"] else "waiting"
+
+
+def matrix(
+    store: Store, who: Principal, *, now: datetime, tz: ZoneInfo, filters: Filters
+) -> dict[str, Any]:
+    """Institutions × periods for one obligation: each cell a task and its status."""
+    rows = tasks(store, who, now=now, tz=tz, filters=filters, limit=50_000)
+    periods = sorted({r["period"] for r in rows})
+    orgs: dict[str, str] = {}
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        orgs[r["org"]] = r["org_name"]
+        r["cell"] = cell_status(r)
+        cells[(r["org"], r["period"])] = r
+    return {"periods": periods, "orgs": sorted(orgs.items()), "cells": cells}
+
+
+def obligations(store: Store) -> list[ObligationRow]:
+    with store.read() as session:
+        return list(
+            session.scalars(
+                select(ObligationRow).where(ObligationRow.active).order_by(ObligationRow.code)
+            )
+        )
+
+
+def organizations(store: Store, who: Principal) -> list[Organization]:
+    query = select(Organization).where(Organization.active).order_by(Organization.code)
+    if who.role == "institution":
+        query = query.where(Organization.id == who.org_id)
+    with store.read() as session:
+        return list(session.scalars(query))
+
+
+def tags(store: Store) -> list[str]:
+    with store.read() as session:
+        return list(session.scalars(select(OrgTag.tag).distinct().order_by(OrgTag.tag)))
+
+
+def quarter_of(day: date) -> str:
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def score_sheet(
+    store: Store, who: Principal, *, org: str, quarter: str, now: datetime, tz: ZoneInfo
+) -> dict[str, Any]:
+    """The Annex 5 quarterly self-assessment for one institution, built from its tasks.
+
+    Each obligation's score entries (the Annex 5 row, the points and the criterion it
+    evidences) earn their points in proportion to the obligation's tasks due in the quarter
+    that are accepted; a submitted task counts as provisional until reviewed. An entry with no
+    task of this institution due in the quarter is shown as not assessed this quarter.
+    """
+    year, q = int(quarter[:4]), int(quarter[-1])
+    first, last = date(year, 3 * q - 2, 1), date(year + (q == 4), (3 * q) % 12 + 1, 1)
+    filters = Filters(org=org)
+    rows = [
+        r
+        for r in tasks(store, who, now=now, tz=tz, filters=filters, limit=50_000)
+        if first <= date.fromisoformat(r["due"]) < last
+    ]
+    by_ob: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_ob.setdefault(r["obligation"], []).append(r)
+    items: dict[int, dict[str, Any]] = {}
+    for ob in obligations(store):
+        for entry in ob.spec.get("score") or []:
+            item = items.setdefault(
+                entry["item"],
+                {
+                    "item": entry["item"],
+                    "entries": [],
+                    "points": 0.0,
+                    "earned": 0.0,
+                    "provisional": 0.0,
+                },
+            )
+            own = by_ob.get(ob.code, [])
+            accepted = sum(1 for r in own if r["state"] == "accepted")
+            submitted = sum(1 for r in own if r["state"] == "submitted")
+            share = accepted / len(own) if own else None
+            pending_share = (accepted + submitted) / len(own) if own else None
+            item["entries"].append(
+                {
+                    "obligation": ob.code,
+                    "title": ob.title,
+                    "criterion": entry["criterion"],
+                    "points": entry["points"],
+                    "tasks": len(own),
+                    "accepted": accepted,
+                    "submitted": submitted,
+                    "earned": None if share is None else round(entry["points"] * share, 2),
+                    "provisional": None
+                    if pending_share is None
+                    else round(entry["points"] * pending_share, 2),
+                    "task_ids": [r["id"] for r in own],
+                }
+            )
+            if own:
+                item["points"] += entry["points"]
+                item["earned"] += entry["points"] * (share or 0)
+                item["provisional"] += entry["points"] * (pending_share or 0)
+    sheet = sorted(items.values(), key=lambda i: i["item"])
+    return {
+        "org": org,
+        "quarter": quarter,
+        "items": sheet,
+        "points": round(sum(i["points"] for i in sheet), 2),
+        "earned": round(sum(i["earned"] for i in sheet), 2),
+        "provisional": round(sum(i["provisional"] for i in sheet), 2),
+    }
+
+
+def audit_status(store: Store) -> dict[str, Any]:
+    """`duban audit verify` as a status: intact or the first broken link."""
+    with store.read() as session:
+        verdict = audit.verify(session)
+    return {
+        "ok": verdict.ok,
+        "count": verdict.count,
+        "head": verdict.head,
+        "problem": verdict.problem,
+    }
+
+
+def recent_audit(store: Store, *, tz: ZoneInfo, limit: int = 200) -> list[dict[str, Any]]:
+    with store.read() as session:
+        events = list(
+            session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit))
+        )
+    return [
+        {
+            "seq": e.seq,
+            "at_local": e.at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            "actor": e.actor,
+            "action": e.action,
+            "entity": e.entity,
+            "entity_id": e.entity_id,
+            "hash": e.hash,
+        }
+        for e in events
+    ]

@@ -1,0 +1,161 @@
+"""The web UI in a real headless Chromium (Debian's, driven by Playwright; no browser download).
+
+`duban web` runs as the real console script on a scratch SQLite database with the test plan.
+An institution uploads evidence and submits; the county rejects it with a reason from the
+review queue; the institution sees the reason first on its list and resubmits; an auditor reads
+the timeline and the audit-chain status; English is one click away.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.test_cli import DUBAN, MINI, duban
+from tests.integration.smtp import free_port
+
+CHROMIUM = os.environ.get("DUBAN_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    work = tmp_path_factory.mktemp("web")
+    env = {
+        **MINI,
+        "DUBAN_EVIDENCE_DIR": str(work / "evidence"),
+        "DUBAN_MAIL_DIR": str(work / "mail"),
+    }
+    duban("init", cwd=work, env=env)
+    duban("tick", "--now", "2022-07-06", cwd=work, env=env)
+    for name, role, org in [
+        ("admin", "admin", None),
+        ("h1user", "institution", "h1"),
+        ("audit", "auditor", None),
+    ]:
+        args = ["user", "add", name, "--role", role, "--password-stdin"] + (
+            ["--org", org] if org else []
+        )
+        done = subprocess.run(
+            [DUBAN, *args],
+            cwd=work,
+            env={**os.environ, **env},
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    port = free_port()
+    proc = subprocess.Popen(
+        [DUBAN, "web", "--port", str(port)],
+        cwd=work,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for _ in range(150):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError(
+            "duban web did not start: " + (proc.stdout.read() if proc.stdout else "")
+        )
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), (
+        f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium) "
+        "or set DUBAN_TEST_CHROMIUM"
+    )
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def sign_in(browser: Browser, base: str, name: str) -> Page:
+    page = browser.new_context(locale="zh-CN").new_page()
+    page.goto(f"{base}/")
+    expect(page).to_have_url(f"{base}/login?next=%2F")
+    page.get_by_label("用户名").fill(name)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    return page
+
+
+def test_evidence_review_and_history_in_a_real_browser(
+    server: str, browser: Browser, tmp_path: Path
+) -> None:
+    pdf = tmp_path / "演练记录.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+
+    inst = sign_in(browser, server, "h1user")
+    expect(inst.locator("h1")).to_have_text("我的任务")
+    # the county hospital's Q2 drill is overdue
+    inst.get_by_role("link", name="季度急救演练").first.click()
+    expect(inst.locator("#state")).to_contain_text("待办")
+    expect(inst.locator("#missing")).to_contain_text("照片")
+    inst.locator("select[name=kind]").select_option("photos")
+    inst.locator("input[name=files]").set_input_files(str(pdf))
+    inst.locator("#upload").click()
+    expect(inst.locator("#evidence")).to_contain_text("演练记录.pdf")
+    expect(inst.locator("#missing")).not_to_contain_text("照片")
+    task_url = inst.url
+    inst.locator("#submit").click()
+    expect(inst.locator("#state")).to_contain_text("待审核")
+
+    admin = sign_in(browser, server, "admin")
+    expect(admin.locator("h1")).to_have_text("逾期看板")
+    expect(admin.locator("table.tasks")).to_contain_text("月报")
+    admin.get_by_role("link", name="审核队列").click()
+    row = admin.locator("tr", has_text="季度急救演练")
+    row.get_by_placeholder("原因").fill("缺少签到表")
+    row.get_by_role("button", name="退回").click()
+    expect(admin.locator("body")).to_contain_text("暂无")
+
+    inst.goto(f"{server}/my")
+    first = inst.locator("table.tasks tbody tr").first
+    expect(first).to_contain_text("已退回")
+    expect(first).to_contain_text("缺少签到表")
+    inst.goto(task_url)
+    inst.locator("#submit").click()
+    expect(inst.locator("#state")).to_contain_text("待审核")
+
+    auditor = sign_in(browser, server, "audit")
+    expect(auditor.locator("h1")).to_have_text("完成历史")
+    auditor.goto(task_url)
+    timeline = auditor.locator("#timeline")
+    expect(timeline).to_contain_text("user:h1user")
+    expect(timeline).to_contain_text("task.reject")
+    expect(auditor.locator("#upload")).to_have_count(0)  # read-only
+    auditor.get_by_role("link", name="审计日志").click()
+    expect(auditor.locator("#chain")).to_contain_text("审计链完整")
+    auditor.get_by_role("link", name="English").click()
+    expect(auditor.locator("#chain")).to_contain_text("Audit chain intact")
+
+
+def test_institution_cannot_open_another_institutions_task(server: str, browser: Browser) -> None:
+    admin = sign_in(browser, server, "admin")
+    admin.goto(f"{server}/history?org=h2")
+    link = admin.locator("table.tasks a").first.get_attribute("href")
+    inst = sign_in(browser, server, "h1user")
+    response = inst.goto(f"{server}{link}")
+    assert response is not None and response.status == 403
+    expect(inst.locator("body")).to_contain_text("无权访问")

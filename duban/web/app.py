@@ -677,9 +677,18 @@ class WebServer:
 
         config = uvicorn.Config(create_app(app), host=host, port=port, log_level="warning")
         self._server = uvicorn.Server(config)
+        self._where = f"{host}:{port}"
 
     def run(self) -> None:
-        self._server.run()
+        try:
+            self._server.run()
+        except SystemExit as exc:  # uvicorn exits when it cannot bind
+            if not self._server.started:
+                raise DubanError(
+                    f"the web UI cannot listen on {self._where} (is the port taken?); "
+                    "set DUBAN_WEB_PORT, or DUBAN_WEB=false to run without it"
+                ) from exc
+            raise
 
     def stop(self) -> None:
         self._server.should_exit = True

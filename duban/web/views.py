@@ -231,10 +231,14 @@ def timeline(store: Store, who: Principal, task_id: int, *, tz: ZoneInfo) -> lis
                 .order_by(AuditEvent.seq)
             )
         )
+        code = session.scalar(
+            select(ObligationRow.code).where(ObligationRow.id == task.obligation_id)
+        )
+        # the event that created it: one per obligation-period (see duban.engine.materialize)
         created = session.scalars(
             select(AuditEvent)
             .where(AuditEvent.entity == "obligation", AuditEvent.action == "tasks.created")
-            .where(AuditEvent.at <= task.created_at)
+            .where(AuditEvent.entity_id == code, AuditEvent.at <= task.created_at)
             .order_by(AuditEvent.seq.desc())
             .limit(1)
         ).first()

@@ -6,15 +6,18 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import FIXTURES
+from tests.integration.smtp import free_port
 
 DUBAN = shutil.which("duban") or str(Path(sys.executable).with_name("duban"))
 MINI = {
@@ -207,7 +210,8 @@ def test_a_bad_plan_file_loads_nothing(workdir):
 
 
 def test_run_starts_catches_up_and_refuses_a_second_scheduler(workdir):
-    env = {**os.environ, **MINI, "COLUMNS": "200"}
+    port = free_port()
+    env = {**os.environ, **MINI, "COLUMNS": "200", "DUBAN_WEB_PORT": str(port)}
     first = subprocess.Popen(
         [DUBAN, "run"], cwd=workdir, env=env, stderr=subprocess.PIPE, text=True
     )
@@ -219,6 +223,17 @@ def test_run_starts_catches_up_and_refuses_a_second_scheduler(workdir):
             assert line, f"duban run ended early: {log}"
             log += line
         assert "catch-up:" in log and "scheduler started" in log
+        assert f"web UI on http://127.0.0.1:{port}/" in log
+        # the web UI is served by the same process
+        page = ""
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert "登录" in page
         # the mini plan's window is long past: every period was caught up at start-up
         listed = json.loads(duban("tasks", "--json", cwd=workdir, env=MINI).stdout)
         assert len(listed) == 2 * 4 + 3 * 13
@@ -232,18 +247,21 @@ def test_run_starts_catches_up_and_refuses_a_second_scheduler(workdir):
         first.wait(timeout=30)
     assert first.returncode == 0
     # the lease was released on the way out: a new scheduler may start at once
-    third = subprocess.Popen(
-        [DUBAN, "run"], cwd=workdir, env=env, stderr=subprocess.PIPE, text=True
-    )
+    starts_and_stops(workdir, {**env, "DUBAN_WEB_PORT": str(free_port())})
+
+
+def starts_and_stops(workdir: Path, env: dict[str, str]) -> None:
+    """`duban run` reaches "scheduler started"; then SIGTERM stops it."""
+    proc = subprocess.Popen([DUBAN, "run"], cwd=workdir, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        started = ""
-        while "scheduler started" not in started:
-            line = third.stderr.readline()
-            assert line, started
-            started += line
+        log = ""
+        while "scheduler started" not in log:
+            line = proc.stderr.readline()
+            assert line, log
+            log += line
     finally:
-        third.send_signal(signal.SIGTERM)
-        third.wait(timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def test_duban_toml_in_the_working_directory_is_read(workdir):
@@ -265,3 +283,55 @@ def test_plan_show_lists_every_due_date_of_the_year(workdir):
     assert len(rows) == 8
     assert any(line.startswith("│ 2022-07-05") and "2022-06" in line for line in rows)
     assert out.rstrip().splitlines()[-1].endswith("due dates")
+
+
+def test_user_commands(workdir):
+    duban("init", cwd=workdir, env=MINI)
+    add = ["user", "add"]
+    full_env = {**os.environ, **MINI}
+
+    def add_user(
+        *args: str, password: str = "a long passphrase"
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [DUBAN, *add, *args, "--password-stdin"],
+            cwd=workdir,
+            env=full_env,
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+        )
+
+    assert add_user("boss", "--role", "admin").returncode == 0
+    assert "no administrator yet" not in duban("init", cwd=workdir, env=MINI).stdout
+    refused = add_user("h1", "--role", "institution")
+    assert refused.returncode != 0 and "needs --org ORG" in refused.stderr
+    assert "unknown organization" in add_user("x", "--role", "institution", "--org", "nope").stderr
+    assert "too short" in add_user("y", "--role", "auditor", password="short").stderr
+    assert add_user("h1", "--role", "institution", "--org", "h1").returncode == 0
+    listed = json.loads(duban("user", "list", "--json", cwd=workdir, env=MINI).stdout)
+    assert [(u["name"], u["role"], u["org"]) for u in listed] == [
+        ("boss", "admin", None),
+        ("h1", "institution", "h1"),
+    ]
+    token = duban("user", "token", "h1", cwd=workdir, env=MINI).stdout.strip()
+    assert token.startswith("dbn_") and len(token) > 40
+    duban("user", "disable", "h1", cwd=workdir, env=MINI)
+    assert json.loads(duban("user", "list", "--json", cwd=workdir, env=MINI).stdout)[1]["disabled"]
+    assert "no active user" in duban("user", "token", "h1", cwd=workdir, env=MINI, ok=False).stderr
+
+
+def test_init_says_how_to_create_the_first_administrator(workdir):
+    assert "duban user add NAME --role admin" in duban("init", cwd=workdir, env=MINI).stdout
+
+
+def test_run_says_so_when_the_web_port_is_taken(workdir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = duban("run", cwd=workdir, env={**MINI, "DUBAN_WEB_PORT": str(port)}, ok=False)
+    assert done.returncode == 1
+    assert f"the web UI cannot listen on 127.0.0.1:{port}" in " ".join(done.stderr.split())
+    # the lease was released on the way out: a scheduler on a free port starts at once
+    starts_and_stops(workdir, {**os.environ, **MINI, "DUBAN_WEB_PORT": str(free_port())})

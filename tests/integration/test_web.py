@@ -326,3 +326,55 @@ def test_ics_feed_is_served_by_token(site, mini):
     r = client(site).get(f"/ics/{token}.ics")
     assert r.status_code == 200 and b"BEGIN:VCALENDAR" in r.content
     assert client(site).get("/ics/nope.ics").status_code == 404
+
+
+def test_admin_records_a_maternal_death_and_the_chain_appears(site, mini):
+    admin, csrf = signed_in(site, "admin")
+    form = admin.get("/events/new").text
+    assert "maternal-death" in form
+    r = admin.post(
+        "/events",
+        data={"csrf": csrf, "kind": "maternal-death", "org": "h2", "occurred_on": "2022-06-28"},
+    )
+    assert r.status_code == 303
+    rows = admin.get("/api/tasks?obligation=notify").json()
+    # 5 working days after 2022-06-28
+    assert [(t["org"], t["due"]) for t in rows] == [("h2", "2022-07-05")]
+    review = admin.get("/api/tasks?obligation=county-review").json()
+    assert [(t["org"], t["due"]) for t in review] == [("office", "2022-08-28")]
+    inst, icsrf = signed_in(site, "h1user")
+    assert (
+        inst.post(
+            "/events",
+            data={
+                "csrf": icsrf,
+                "kind": "maternal-death",
+                "org": "h1",
+                "occurred_on": "2022-06-28",
+            },
+        ).status_code
+        == 403
+    )
+
+
+def test_waive_needs_a_reason_and_leaves_the_board(site, mini):
+    tid = task_id(mini, "h2", "drill", "2022-Q2")
+    admin, csrf = signed_in(site, "admin")
+    assert f'data-task="{tid}"' in admin.get("/board").text
+    refused = admin.post(f"/tasks/{tid}/waive", data={"csrf": csrf, "reason": ""})
+    assert "error=" in refused.headers["location"]
+    admin.post(f"/tasks/{tid}/waive", data={"csrf": csrf, "reason": "停业整顿"})
+    assert f'data-task="{tid}"' not in admin.get("/board").text
+    assert admin.get(f"/api/tasks/{tid}").json()["state"] == "waived"
+    history = admin.get("/history?state=waived").text
+    assert "停业整顿" in history
+
+
+def test_year_calendar_lists_every_due_date(site):
+    c, _ = signed_in(site, "audit")
+    page = c.get("/calendar?year=2022").text
+    # quarterly drill: Q2, Q3, Q4 of 2022 end inside the plan window
+    for due in ("2022-06-30", "2022-09-30", "2022-12-31"):
+        assert due in page
+    assert "2022-05-05" in page  # the April report, due on the 5th of May
+    assert "2023-03-31" not in page

@@ -11,7 +11,6 @@ uploaded twice is stored once and a crash leaves no half file under a real name.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tempfile
 import zipfile
@@ -19,8 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePath
 from typing import BinaryIO
-
-from sqlalchemy import select
 
 from duban.engine.actions import _load_for_update
 from duban.errors import DubanError
@@ -157,16 +154,3 @@ def evidence_path(folder: Path, sha256: str) -> Path:
     if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
         raise UploadError("not a SHA-256")
     return folder / sha256[:2] / sha256
-
-
-def evidence_of(store: Store, task_id: int) -> list[Evidence]:
-    with store.read() as session:
-        return list(
-            session.scalars(
-                select(Evidence).where(Evidence.task_id == task_id).order_by(Evidence.id)
-            )
-        )
-
-
-def bytes_stream(data: bytes) -> BinaryIO:
-    return io.BytesIO(data)

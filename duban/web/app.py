@@ -490,12 +490,12 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         form = await request.form(max_files=MAX_FILES + 1)
         check_csrf(request, str(form.get("csrf", "")))
         try:
-            await_upload = await upload(request, who, task_id, form)
+            stored = await upload(request, who, task_id, form)
         except evidence.UploadError as exc:
             return RedirectResponse(
                 f"/tasks/{task_id}?" + urlencode({"error": str(exc)}), status_code=303
             )
-        log.info("%s uploaded %d files to task %d", who.actor, len(await_upload), task_id)
+        log.info("%s uploaded %d files to task %d", who.actor, len(stored), task_id)
         return RedirectResponse(f"/tasks/{task_id}", status_code=303)
 
     def act(who: Principal, task_id: int, action: Action, reason: str | None) -> str:

@@ -266,15 +266,6 @@ def timeline(store: Store, who: Principal, task_id: int, *, tz: ZoneInfo) -> lis
     return [first, *out]
 
 
-CELL = {
-    "on_time": ("按时完成", "done on time"),
-    "late": ("逾期完成", "done late"),
-    "overdue": ("逾期未完成", "overdue"),
-    "waiting": ("未到期", "not yet due"),
-    "waived": ("已豁免", "waived"),
-}
-
-
 def cell_status(row: dict[str, Any]) -> str:
     if row["state"] == "waived":
         return "waived"

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from duban.bootstrap import App
@@ -174,7 +175,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     # --- sign-in ----------------------------------------------------------------------
 
     @web.get("/login", response_class=HTMLResponse, include_in_schema=False)
-    async def login_form(request: Request) -> Response:
+    def login_form(request: Request) -> Response:
         return page(request, "login.html.j2", next=safe_next(request.query_params.get("next")))
 
     @web.post("/login", include_in_schema=False)
@@ -184,8 +185,10 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         target = safe_next(str(form.get("next", "")))
         address = request.client.host if request.client else "unknown"
         try:
-            token, _ = users.sign_in(
-                app.store, name=name, password=password, address=address, now=now()
+            token, _ = await run_in_threadpool(
+                lambda: users.sign_in(
+                    app.store, name=name, password=password, address=address, now=now()
+                )
             )
         except AuthError as exc:
             return page(
@@ -215,7 +218,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return response
 
     @web.get("/lang/{code}", include_in_schema=False)
-    async def set_lang(request: Request, code: str) -> Response:
+    def set_lang(request: Request, code: str) -> Response:
         response = RedirectResponse(
             safe_next(request.query_params.get("next")) or "/", status_code=303
         )
@@ -225,7 +228,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return response
 
     @web.get("/", include_in_schema=False)
-    async def home(request: Request) -> Response:
+    def home(request: Request) -> Response:
         who = require(request)
         target = {"admin": "/board", "auditor": "/history"}.get(who.role, "/my")
         return RedirectResponse(target, status_code=303)
@@ -256,7 +259,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         }
 
     @web.get("/board", response_class=HTMLResponse, include_in_schema=False)
-    async def board(request: Request) -> Response:
+    def board(request: Request) -> Response:
         who = require(request, STAFF)
         f = filters_of(request)
         rows = views.overdue_board(app.store, who, now=now(), tz=tz, filters=f)
@@ -265,7 +268,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/matrix", response_class=HTMLResponse, include_in_schema=False)
-    async def matrix(request: Request) -> Response:
+    def matrix(request: Request) -> Response:
         who = require(request, STAFF)
         f = filters_of(request)
         obligations = views.obligations(app.store)
@@ -288,7 +291,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/history", response_class=HTMLResponse, include_in_schema=False)
-    async def history(request: Request) -> Response:
+    def history(request: Request) -> Response:
         who = require(request, STAFF)
         f = filters_of(request)
         rows = views.tasks(app.store, who, now=now(), tz=tz, filters=f)
@@ -298,7 +301,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/review", response_class=HTMLResponse, include_in_schema=False)
-    async def review_queue(request: Request) -> Response:
+    def review_queue(request: Request) -> Response:
         who = require(request, ("admin",))
         rows = views.tasks(app.store, who, now=now(), tz=tz, states=("submitted",))
         return export(request, "review", task_columns, rows) or page(
@@ -306,7 +309,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/audit", response_class=HTMLResponse, include_in_schema=False)
-    async def audit_page(request: Request) -> Response:
+    def audit_page(request: Request) -> Response:
         require(request, STAFF)
         status = views.audit_status(app.store)
         rows = views.recent_audit(app.store, tz=tz)
@@ -318,7 +321,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/calendar", response_class=HTMLResponse, include_in_schema=False)
-    async def year_calendar(request: Request) -> Response:
+    def year_calendar(request: Request) -> Response:
         who = require(request)
         year = int(request.query_params.get("year") or now().astimezone(tz).year)
         if web.state.catalog is None:
@@ -357,7 +360,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/score", response_class=HTMLResponse, include_in_schema=False)
-    async def score(request: Request) -> Response:
+    def score(request: Request) -> Response:
         who = require(request)
         orgs = views.organizations(app.store, who)
         org = (
@@ -392,7 +395,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/events/new", response_class=HTMLResponse, include_in_schema=False)
-    async def event_form(request: Request) -> Response:
+    def event_form(request: Request) -> Response:
         who = require(request, ("admin",))
         with app.store.read() as session:
             kinds = actions.known_event_kinds(session)
@@ -424,13 +427,13 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     # --- institution views --------------------------------------------------------------
 
     @web.get("/my", response_class=HTMLResponse, include_in_schema=False)
-    async def my(request: Request) -> Response:
+    def my(request: Request) -> Response:
         who = require(request, ("institution",))
         rows = views.my_tasks(app.store, who, now=now(), tz=tz)
         return page(request, "my.html.j2", rows=rows)
 
     @web.get("/tasks/{task_id}", response_class=HTMLResponse, include_in_schema=False)
-    async def task_page(request: Request, task_id: int) -> Response:
+    def task_page(request: Request, task_id: int) -> Response:
         who = require(request)
         task = views.task_detail(app.store, who, task_id, now=now(), tz=tz, calendar=app.calendar)
         timeline = views.timeline(app.store, who, task_id, tz=tz)
@@ -442,9 +445,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             error=request.query_params.get("error"),
         )
 
-    async def upload(
-        request: Request, who: Principal, task_id: int, form: Any
-    ) -> list[evidence.Stored]:
+    def upload(request: Request, who: Principal, task_id: int, form: Any) -> list[evidence.Stored]:
         task = views.task_detail(app.store, who, task_id, now=now(), tz=tz, calendar=app.calendar)
         if who.role == "auditor" or (who.role == "institution" and task["org_id"] != who.org_id):
             raise Denied("only the institution (or an administrator) adds evidence")
@@ -490,7 +491,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         form = await request.form(max_files=MAX_FILES + 1)
         check_csrf(request, str(form.get("csrf", "")))
         try:
-            stored = await upload(request, who, task_id, form)
+            stored = await run_in_threadpool(upload, request, who, task_id, form)
         except evidence.UploadError as exc:
             return RedirectResponse(
                 f"/tasks/{task_id}?" + urlencode({"error": str(exc)}), status_code=303
@@ -530,7 +531,8 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         if verb not in verbs:
             raise NotFound("action", verb)
         try:
-            act(who, task_id, verbs[verb], str(form.get("reason") or "").strip())
+            reason = str(form.get("reason") or "").strip()
+            await run_in_threadpool(act, who, task_id, verbs[verb], reason)
         except (Denied, NotFound):
             raise
         except DubanError as exc:
@@ -541,7 +543,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return RedirectResponse(safe_next(back) or f"/tasks/{task_id}", status_code=303)
 
     @web.get("/evidence/{evidence_id}", include_in_schema=False)
-    async def evidence_file(request: Request, evidence_id: int) -> Response:
+    def evidence_file(request: Request, evidence_id: int) -> Response:
         who = require(request)
         with app.store.read() as session:
             ev = session.get(Evidence, evidence_id)
@@ -560,7 +562,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/ics/{token}.ics", include_in_schema=False)
-    async def ics(token: str) -> Response:
+    def ics(token: str) -> Response:
         org = feeds.org_for_token(app.store, token)
         if org is None:
             raise NotFound("calendar feed", "this token")
@@ -570,13 +572,13 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     # --- JSON API ----------------------------------------------------------------------
 
     @web.get("/api/me", tags=["users"])
-    async def api_me(request: Request) -> dict[str, Any]:
+    def api_me(request: Request) -> dict[str, Any]:
         """Who the session or token belongs to."""
         who = require(request)
         return {"name": who.name, "role": who.role, "org": who.org_code}
 
     @web.get("/api/tasks", tags=["tasks"])
-    async def api_tasks(
+    def api_tasks(
         request: Request,
         org: str | None = None,
         obligation: str | None = None,
@@ -601,13 +603,13 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/api/tasks/{task_id}", tags=["tasks"])
-    async def api_task(request: Request, task_id: int) -> dict[str, Any]:
+    def api_task(request: Request, task_id: int) -> dict[str, Any]:
         """One task with its clause, required and missing evidence, and working days left."""
         who = require(request)
         return views.task_detail(app.store, who, task_id, now=now(), tz=tz, calendar=app.calendar)
 
     @web.get("/api/tasks/{task_id}/timeline", tags=["audit"])
-    async def api_timeline(request: Request, task_id: int) -> list[dict[str, Any]]:
+    def api_timeline(request: Request, task_id: int) -> list[dict[str, Any]]:
         """Who did what to the task and when, from the hash-chained audit trail."""
         who = require(request)
         return views.timeline(app.store, who, task_id, tz=tz)
@@ -620,7 +622,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         bounded(request)
         form = await request.form(max_files=MAX_FILES + 1)
         try:
-            stored = await upload(request, who, task_id, form)
+            stored = await run_in_threadpool(upload, request, who, task_id, form)
         except evidence.UploadError as exc:
             raise DubanError(str(exc)) from exc
         return {"evidence": [s.__dict__ for s in stored]}
@@ -633,7 +635,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     ):
 
         def make(action: Action = action) -> Any:
-            async def endpoint(
+            def endpoint(
                 request: Request, task_id: int, body: ReasonBody | None = None
             ) -> dict[str, Any]:
                 who = require(request)
@@ -654,7 +656,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         web.post(f"/api/tasks/{{task_id}}/{verb}", tags=["tasks"], name=f"api_{verb}")(make())
 
     @web.get("/api/audit/verify", tags=["audit"])
-    async def api_verify(request: Request) -> dict[str, Any]:
+    def api_verify(request: Request) -> dict[str, Any]:
         """Recompute the audit chain (as `duban audit verify`)."""
         require(request, STAFF)
         return views.audit_status(app.store)

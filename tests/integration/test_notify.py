@@ -127,6 +127,37 @@ def test_no_reminder_for_a_submitted_task(mini, calendar, smtp):
     ]
 
 
+def test_a_rejection_tells_the_institution_with_the_reason(mini, calendar, smtp):
+    run_day(mini, calendar, smtp, "2022-07-20")
+    smtp.recorder.messages.clear()
+    materialize(mini, calendar=calendar, now=at("2022-07-20"), tz=TZ)
+    with mini.read() as session:
+        task = session.scalar(
+            select(Task.id).where(
+                Task.period_key == "2022-Q3",
+                Task.obligation_id == 1,
+                Task.org_id.in_(select_org("h1")),
+            )
+        )
+    actions.add_note(mini, task_id=task, note="演练照片", actor="h1", now=at("2022-07-20"))
+    actions.transition(mini, task_id=task, action=Action.SUBMIT, actor="h1", now=at("2022-07-20"))
+    actions.transition(
+        mini,
+        task_id=task,
+        action=Action.REJECT,
+        actor="admin",
+        now=at("2022-07-21", 10),
+        reason="缺少签到表",
+    )
+    run_day(mini, calendar, smtp, "2022-07-21", hour=11)
+    (told,) = smtp.recorder.to(H1)
+    assert told["Subject"].startswith("【督办·退回】一号医院：季度急救演练（2022-Q3）被退回")
+    assert "缺少签到表" in text(told)
+    # once: the next day's sweep does not repeat it
+    run_day(mini, calendar, smtp, "2022-07-22", hour=11)
+    assert len([m for m in smtp.recorder.to(H1) if "退回" in m["Subject"]]) == 1
+
+
 def test_escalation_counts_working_days_across_national_day(mini, calendar, smtp):
     # death on 2022-09-20: notification due 09-27; +5 working days skips 10-01..07 and counts
     # the swapped Saturday 10-08 and Sunday 10-09, so the county is told on 10-09

@@ -8,7 +8,9 @@ to the principal's organization in duban.web.views.
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -39,6 +41,9 @@ HERE = Path(__file__).parent
 Clock = Callable[[], datetime]
 STAFF = ("admin", "auditor")
 MAX_FILES = 10
+LOGIN_COOKIE = "duban_login"
+PAGE_ROWS = 2_000
+EXPORT_ROWS = 500_000
 
 
 class ReasonBody(BaseModel):
@@ -90,6 +95,10 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             max_mb=settings.upload_max_mb,
         )
         return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+    def rows_limit(request: Request) -> int:
+        """A page shows at most PAGE_ROWS (and says so); an export holds EXPORT_ROWS."""
+        return EXPORT_ROWS if request.query_params.get("format") else PAGE_ROWS
 
     def filters_of(request: Request) -> Filters:
         q = request.query_params
@@ -176,7 +185,16 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
 
     @web.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_form(request: Request) -> Response:
-        return page(request, "login.html.j2", next=safe_next(request.query_params.get("next")))
+        return login_page(request, next=safe_next(request.query_params.get("next")))
+
+    def login_page(request: Request, status_code: int = 200, **context: Any) -> Response:
+        """The sign-in form, with a fresh double-submit token against login CSRF."""
+        token = secrets.token_urlsafe(24)
+        response = page(
+            request, "login.html.j2", status_code=status_code, login_csrf=token, **context
+        )
+        response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict")
+        return response
 
     @web.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
@@ -184,6 +202,11 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         name, password = str(form.get("name", "")), str(form.get("password", ""))
         target = safe_next(str(form.get("next", "")))
         address = request.client.host if request.client else "unknown"
+        expected = request.cookies.get(LOGIN_COOKIE, "")
+        given = str(form.get("login_csrf", ""))
+        if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
+            # a sign-in form posted from another site, or a stale page: show a fresh form
+            return login_page(request, status_code=403, error="stale", next=target, name=name)
         try:
             token, _ = await run_in_threadpool(
                 lambda: users.sign_in(
@@ -191,10 +214,9 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
                 )
             )
         except AuthError as exc:
-            return page(
-                request, "login.html.j2", status_code=401, error=str(exc), next=target, name=name
-            )
+            return login_page(request, status_code=401, error=str(exc), next=target, name=name)
         response = RedirectResponse(target or "/", status_code=303)
+        response.delete_cookie(LOGIN_COOKIE)
         response.set_cookie(
             COOKIE,
             token,
@@ -262,9 +284,10 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     def board(request: Request) -> Response:
         who = require(request, STAFF)
         f = filters_of(request)
-        rows = views.overdue_board(app.store, who, now=now(), tz=tz, filters=f)
+        limit = rows_limit(request)
+        rows = views.overdue_board(app.store, who, now=now(), tz=tz, filters=f, limit=limit)
         return export(request, "overdue", task_columns, rows) or page(
-            request, "board.html.j2", rows=rows, f=f, **choices(who)
+            request, "board.html.j2", rows=rows, f=f, capped=len(rows) >= limit, **choices(who)
         )
 
     @web.get("/matrix", response_class=HTMLResponse, include_in_schema=False)
@@ -294,10 +317,12 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     def history(request: Request) -> Response:
         who = require(request, STAFF)
         f = filters_of(request)
-        rows = views.tasks(app.store, who, now=now(), tz=tz, filters=f)
-        rows.reverse()  # newest due date first
+        limit = rows_limit(request)
+        rows = views.tasks(
+            app.store, who, now=now(), tz=tz, filters=f, limit=limit, newest_first=True
+        )
         return export(request, "history", task_columns, rows) or page(
-            request, "history.html.j2", rows=rows, f=f, **choices(who)
+            request, "history.html.j2", rows=rows, f=f, capped=len(rows) >= limit, **choices(who)
         )
 
     @web.get("/review", response_class=HTMLResponse, include_in_schema=False)

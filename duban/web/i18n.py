@@ -108,6 +108,11 @@ WORDS: dict[str, tuple[str, str]] = {
         "用户名或密码错误，或账户已停用",
         "Wrong name or password, or the account is disabled",
     ),
+    "stale_login": ("页面已过期，请重新登录", "The page was stale; please sign in again"),
+    "capped": (
+        "仅显示前面这些；请筛选，或导出全部",
+        "only the first ones are shown; filter, or export them all",
+    ),
     "forbidden": ("无权访问", "Not allowed"),
     "not_found": ("未找到", "Not found"),
     "error": ("操作未完成", "Not done"),

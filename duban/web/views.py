@@ -110,6 +110,7 @@ def tasks(
     overdue_only: bool = False,
     states: tuple[str, ...] | None = None,
     limit: int = 5000,
+    newest_first: bool = False,
 ) -> list[dict[str, Any]]:
     """Tasks whose period has opened, scoped and filtered, ordered by due date."""
     base: Any = select(Task, ObligationRow, Organization)
@@ -123,16 +124,24 @@ def tasks(
         query = query.where(Task.state.in_([s.value for s in PENDING]), Task.due_at <= now)
     if states:
         query = query.where(Task.state.in_(states))
-    query = query.order_by(Task.due_date, Organization.code, ObligationRow.code).limit(limit)
+    due = Task.due_date.desc() if newest_first else Task.due_date
+    query = query.order_by(due, Organization.code, ObligationRow.code).limit(limit)
     today = local_date(now, tz)
     with store.read() as session:
         return [task_row(t, ob, org, now, today) for t, ob, org in session.execute(query)]
 
 
 def overdue_board(
-    store: Store, who: Principal, *, now: datetime, tz: ZoneInfo, filters: Filters
+    store: Store,
+    who: Principal,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    filters: Filters,
+    limit: int = 5000,
 ) -> list[dict[str, Any]]:
-    rows = tasks(store, who, now=now, tz=tz, filters=filters, overdue_only=True)
+    """Overdue tasks, longest overdue first (the limit keeps the longest overdue)."""
+    rows = tasks(store, who, now=now, tz=tz, filters=filters, overdue_only=True, limit=limit)
     return sorted(rows, key=lambda r: (-r["overdue_days"], r["org"], r["obligation"]))
 
 

@@ -71,9 +71,16 @@ def client(site) -> TestClient:  # type: ignore[no-untyped-def]
     return TestClient(site, follow_redirects=False)
 
 
+def login(c: TestClient, name: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+    """Sign in through the form, as a browser does: fetch it first (login CSRF token)."""
+    form = c.get("/login").text
+    token = form.split('name="login_csrf" value="', 1)[1].split('"', 1)[0]
+    return c.post("/login", data={"name": name, "password": password, "login_csrf": token})
+
+
 def signed_in(site, name: str) -> tuple[TestClient, str]:  # type: ignore[no-untyped-def]
     c = client(site)
-    r = c.post("/login", data={"name": name, "password": PASSWORD})
+    r = login(c, name)
     assert r.status_code == 303, r.text
     page = c.get("/calendar").text
     csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
@@ -105,7 +112,7 @@ def test_signed_out_pages_redirect_to_sign_in_and_api_says_401(site):
 
 
 def test_session_cookie_is_httponly_and_samesite(site):
-    r = client(site).post("/login", data={"name": "admin", "password": PASSWORD})
+    r = login(client(site), "admin")
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
 
@@ -218,11 +225,19 @@ def test_roles_are_enforced_on_actions(site, mini):
 def test_failed_sign_ins_are_throttled(site):
     c = client(site)
     for _ in range(users.THROTTLE_MAX):
-        assert c.post("/login", data={"name": "admin", "password": "wrong"}).status_code == 401
-    refused = c.post("/login", data={"name": "admin", "password": PASSWORD})
+        assert login(c, "admin", "wrong").status_code == 401
+    refused = login(c, "admin")
     assert refused.status_code == 401 and "too many" in refused.text
     site.state.test_clock.now += users.THROTTLE_WINDOW + timedelta(seconds=1)
-    assert c.post("/login", data={"name": "admin", "password": PASSWORD}).status_code == 303
+    assert login(c, "admin").status_code == 303
+
+
+def test_a_sign_in_form_posted_from_elsewhere_is_refused(site):
+    c = client(site)
+    forged = c.post("/login", data={"name": "admin", "password": PASSWORD, "login_csrf": "x"})
+    assert forged.status_code == 403 and "duban_session" not in forged.headers.get("set-cookie", "")
+    assert "页面已过期" in forged.text
+    assert login(c, "admin").status_code == 303
 
 
 def test_api_token_is_hashed_revocable_and_needs_no_csrf(site, mini):
@@ -378,3 +393,21 @@ def test_year_calendar_lists_every_due_date(site):
         assert due in page
     assert "2022-05-05" in page  # the April report, due on the 5th of May
     assert "2023-03-31" not in page
+
+
+def test_history_is_newest_first_and_a_capped_page_says_so(site, monkeypatch):
+    import duban.web.app as web_app
+
+    c, _ = signed_in(site, "audit")
+    dues = [r["due"] for r in c.get("/api/tasks").json()]
+    page = c.get("/history").text
+    newest, oldest = max(dues), min(dues)
+    assert page.index(newest) < page.index(oldest)
+    assert "仅显示前面这些" not in page
+    monkeypatch.setattr(web_app, "PAGE_ROWS", 3)
+    capped = signed_in(create_app(site.state.app, clock=site.state.clock), "audit")[0]
+    page = capped.get("/history").text
+    assert page.count('data-task="') == 3 and "仅显示前面这些" in page
+    # exports are not capped at the page size
+    rows = capped.get("/history?format=csv").content.decode("utf-8-sig").strip().splitlines()
+    assert len(rows) - 1 == len(dues)

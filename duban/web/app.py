@@ -474,6 +474,11 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         task = views.task_detail(app.store, who, task_id, now=now(), tz=tz, calendar=app.calendar)
         if who.role == "auditor" or (who.role == "institution" and task["org_id"] != who.org_id):
             raise Denied("only the institution (or an administrator) adds evidence")
+        if task["state"] not in ("open", "rejected"):
+            raise DubanError(
+                f"task {task_id} is {task['state']}: evidence is added while a task is open "
+                "or rejected"
+            )
         kind = str(form.get("kind") or "other")
         if kind not in {*task["required"], "other"}:
             raise DubanError(f"evidence kind {kind!r} is not one this duty asks for")

@@ -260,6 +260,13 @@ def test_api_token_is_hashed_revocable_and_needs_no_csrf(site, mini):
     )
     assert up.status_code == 201, up.text
     assert c.post(f"/api/tasks/{tid}/submit", headers=auth).json()["state"] == "submitted"
+    late = c.post(
+        f"/api/tasks/{tid}/evidence",
+        headers=auth,
+        data={"kind": "form"},
+        files=[("files", ("again.pdf", PDF, "application/pdf"))],
+    )
+    assert late.status_code == 422 and "is submitted" in late.json()["detail"]
     users.revoke_tokens(mini, name="h1user", now=site.state.test_clock.now)
     assert c.get("/api/me", headers=auth).status_code == 401
 

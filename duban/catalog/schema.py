@@ -218,6 +218,31 @@ class Score(Strict):
     criterion: str = Field(min_length=1)  # the 自评依据 words this obligation evidences
 
 
+class FormSpec(Strict):
+    """A blank form the plan attaches to the duty (e.g. Annex 4), which duban offers as XLSX.
+
+    The header may name {org}, {year} and {month}: blank on the template, filled in when an
+    institution downloads the form from one of its tasks.
+    """
+
+    title: str = Field(min_length=1)
+    header: str | None = None
+    columns: list[str] = Field(min_length=1, max_length=60)
+    rows: int = Field(default=20, ge=1, le=500)
+    footer: list[str] = []
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> FormSpec:
+        if self.header is not None:
+            try:
+                self.header.format(org="", year="", month="")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"the header may name only {{org}}, {{year}} and {{month}} ({exc!r})"
+                ) from exc
+        return self
+
+
 class ObligationSpec(Strict):
     id: str = Field(pattern=CODE)
     title: str = Field(min_length=1)
@@ -232,6 +257,7 @@ class ObligationSpec(Strict):
     reminders: Reminders | None = None  # defaults to the plan's defaults
     escalation: list[EscalationStep] | None = None
     score: list[Score] = []
+    form: FormSpec | None = None  # a blank form the plan gives for the duty
     note: str | None = None  # why an ambiguous clause was read this way
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -161,6 +162,16 @@ class Task(Base):
         Index("ix_tasks_state_due", "state", "due_at"),
         Index("ix_tasks_org_due", "org_id", "due_at"),
         Index("ix_tasks_obligation_due", "obligation_id", "due_date"),
+        # the overdue board: owed tasks, oldest due first, a page at a time
+        Index(
+            "ix_tasks_pending_due",
+            "due_at",
+            "id",
+            postgresql_where=text("state IN ('open', 'rejected')"),
+            sqlite_where=text("state IN ('open', 'rejected')"),
+        ),
+        # the completion history: newest due first, a page at a time
+        Index("ix_tasks_due", "due_date", "id"),
     )
 
 

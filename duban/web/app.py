@@ -42,7 +42,9 @@ Clock = Callable[[], datetime]
 STAFF = ("admin", "auditor")
 MAX_FILES = 10
 LOGIN_COOKIE = "duban_login"
-PAGE_ROWS = 2_000
+PAGE_ROWS = 100  # tasks on a page of the board, the history and the review queue
+MATRIX_ORGS = 50  # institutions on a page of the completion matrix
+ORG_CHOICES = 500  # past this many organizations, a filter asks for a code, not a list
 EXPORT_ROWS = 500_000
 
 
@@ -96,9 +98,25 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
         return templates.TemplateResponse(request, template, context, status_code=status_code)
 
-    def rows_limit(request: Request) -> int:
-        """A page shows at most PAGE_ROWS (and says so); an export holds EXPORT_ROWS."""
-        return EXPORT_ROWS if request.query_params.get("format") else PAGE_ROWS
+    def paging(request: Request, size: int) -> tuple[int, int, int]:
+        """(page number, rows to fetch, offset): a page fetches one row more than it shows,
+        to know whether a next page exists; an export is one page of EXPORT_ROWS."""
+        if request.query_params.get("format"):
+            return 1, EXPORT_ROWS, 0
+        raw = request.query_params.get("page", "1")
+        number = max(1, min(int(raw), 100_000)) if raw.isdigit() else 1
+        return number, size + 1, (number - 1) * size
+
+    def pager(request: Request, number: int, more: bool) -> dict[str, Any]:
+        def link(n: int) -> str:
+            params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+            return "?" + urlencode([*params, ("page", str(n))])
+
+        return {
+            "page": number,
+            "prev": link(number - 1) if number > 1 else None,
+            "next": link(number + 1) if more else None,
+        }
 
     def filters_of(request: Request) -> Filters:
         q = request.query_params
@@ -275,7 +293,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
 
     def choices(who: Principal) -> dict[str, Any]:
         return {
-            "orgs": views.organizations(app.store, who),
+            "orgs": views.organizations(app.store, who, at_most=ORG_CHOICES),
             "obligations": views.obligations(app.store),
             "tags": views.tags(app.store),
         }
@@ -284,10 +302,17 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     def board(request: Request) -> Response:
         who = require(request, STAFF)
         f = filters_of(request)
-        limit = rows_limit(request)
-        rows = views.overdue_board(app.store, who, now=now(), tz=tz, filters=f, limit=limit)
+        number, fetch, offset = paging(request, PAGE_ROWS)
+        rows = views.overdue_board(
+            app.store, who, now=now(), tz=tz, filters=f, limit=fetch, offset=offset
+        )
         return export(request, "overdue", task_columns, rows) or page(
-            request, "board.html.j2", rows=rows, f=f, capped=len(rows) >= limit, **choices(who)
+            request,
+            "board.html.j2",
+            rows=rows[:PAGE_ROWS],
+            f=f,
+            pager=pager(request, number, len(rows) > PAGE_ROWS),
+            **choices(who),
         )
 
     @web.get("/matrix", response_class=HTMLResponse, include_in_schema=False)
@@ -297,7 +322,10 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         obligations = views.obligations(app.store)
         if not f.obligation and obligations:
             f = Filters(**{**f.__dict__, "obligation": obligations[0].code})
-        data = views.matrix(app.store, who, now=now(), tz=tz, filters=f)
+        number, fetch, offset = paging(request, MATRIX_ORGS)
+        data = views.matrix(
+            app.store, who, now=now(), tz=tz, filters=f, limit=fetch - 1, offset=offset
+        )
         rows = [
             {
                 "org": org,
@@ -310,27 +338,50 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             (p, p) for p in data["periods"]
         ]
         return export(request, "matrix", columns, rows) or page(
-            request, "matrix.html.j2", data=data, f=f, **choices(who)
+            request,
+            "matrix.html.j2",
+            data=data,
+            f=f,
+            pager=pager(request, number, data["has_next"]),
+            **choices(who),
         )
 
     @web.get("/history", response_class=HTMLResponse, include_in_schema=False)
     def history(request: Request) -> Response:
         who = require(request, STAFF)
         f = filters_of(request)
-        limit = rows_limit(request)
+        number, fetch, offset = paging(request, PAGE_ROWS)
         rows = views.tasks(
-            app.store, who, now=now(), tz=tz, filters=f, limit=limit, newest_first=True
+            app.store,
+            who,
+            now=now(),
+            tz=tz,
+            filters=f,
+            limit=fetch,
+            offset=offset,
+            newest_first=True,
         )
         return export(request, "history", task_columns, rows) or page(
-            request, "history.html.j2", rows=rows, f=f, capped=len(rows) >= limit, **choices(who)
+            request,
+            "history.html.j2",
+            rows=rows[:PAGE_ROWS],
+            f=f,
+            pager=pager(request, number, len(rows) > PAGE_ROWS),
+            **choices(who),
         )
 
     @web.get("/review", response_class=HTMLResponse, include_in_schema=False)
     def review_queue(request: Request) -> Response:
         who = require(request, ("admin",))
-        rows = views.tasks(app.store, who, now=now(), tz=tz, states=("submitted",))
+        number, fetch, offset = paging(request, PAGE_ROWS)
+        rows = views.tasks(
+            app.store, who, now=now(), tz=tz, states=("submitted",), limit=fetch, offset=offset
+        )
         return export(request, "review", task_columns, rows) or page(
-            request, "review.html.j2", rows=rows
+            request,
+            "review.html.j2",
+            rows=rows[:PAGE_ROWS],
+            pager=pager(request, number, len(rows) > PAGE_ROWS),
         )
 
     @web.get("/audit", response_class=HTMLResponse, include_in_schema=False)
@@ -387,7 +438,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     @web.get("/score", response_class=HTMLResponse, include_in_schema=False)
     def score(request: Request) -> Response:
         who = require(request)
-        orgs = views.organizations(app.store, who)
+        orgs = views.organizations(app.store, who, at_most=ORG_CHOICES)
         org = (
             who.org_code
             if who.role == "institution"
@@ -416,7 +467,13 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             ("earned", "得分 earned"),
         ]
         return export(request, f"annex5-{org}-{quarter}", columns, rows) or page(
-            request, "score.html.j2", sheet=sheet, orgs=orgs, org=org, quarter=quarter
+            request,
+            "score.html.j2",
+            sheet=sheet,
+            orgs=orgs,
+            org=org,
+            quarter=quarter,
+            forms=[o for o in views.obligations(app.store) if o.spec.get("form")],
         )
 
     @web.get("/events/new", response_class=HTMLResponse, include_in_schema=False)
@@ -424,7 +481,8 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         who = require(request, ("admin",))
         with app.store.read() as session:
             kinds = actions.known_event_kinds(session)
-        return page(request, "event.html.j2", kinds=kinds, orgs=views.organizations(app.store, who))
+        orgs = views.organizations(app.store, who, at_most=ORG_CHOICES)
+        return page(request, "event.html.j2", kinds=kinds, orgs=orgs)
 
     @web.post("/events", include_in_schema=False)
     async def event_record(request: Request) -> Response:
@@ -456,6 +514,32 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         who = require(request, ("institution",))
         rows = views.my_tasks(app.store, who, now=now(), tz=tz)
         return page(request, "my.html.j2", rows=rows)
+
+    def xlsx(body: bytes, filename: str) -> Response:
+        return Response(
+            body,
+            media_type=exports.XLSX_TYPE,
+            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+        )
+
+    @web.get("/obligations/{code}/form.xlsx", include_in_schema=False)
+    def blank_form(request: Request, code: str) -> Response:
+        """The plan's blank form for the duty (e.g. Annex 4), for anyone signed in."""
+        require(request)
+        form = views.obligation_form(app.store, code)
+        return xlsx(exports.form_xlsx(form), f"{form['title']}.xlsx")
+
+    @web.get("/tasks/{task_id}/form.xlsx", include_in_schema=False)
+    def task_form(request: Request, task_id: int) -> Response:
+        """The same form with the institution and the month of the task filled in."""
+        who = require(request)
+        task = views.task_detail(app.store, who, task_id, now=now(), tz=tz, calendar=app.calendar)
+        form = views.obligation_form(app.store, task["obligation"])
+        start = date.fromisoformat(task["period_start"])
+        body = exports.form_xlsx(
+            form, org=task["org_name"], year=str(start.year), month=str(start.month)
+        )
+        return xlsx(body, f"{form['title']}-{task['org']}-{task['period']}.xlsx")
 
     @web.get("/tasks/{task_id}", response_class=HTMLResponse, include_in_schema=False)
     def task_page(request: Request, task_id: int) -> Response:
@@ -618,8 +702,10 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         year: int | None = None,
         overdue: bool = False,
         limit: int = 1000,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Tasks you may see, filtered as on the pages, with overdue derived as of now."""
+        """Tasks you may see, filtered as on the pages, with overdue derived as of now; the
+        oldest due first (longest overdue first), `limit` (at most 50,000) from `offset`."""
         who = require(request)
         f = Filters(org=org, obligation=obligation, period=period, tag=tag, state=state, year=year)
         return views.tasks(
@@ -629,7 +715,8 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             tz=tz,
             filters=f,
             overdue_only=overdue,
-            limit=min(limit, 50_000),
+            limit=max(0, min(limit, 50_000)),
+            offset=max(0, offset),
         )
 
     @web.get("/api/tasks/{task_id}", tags=["tasks"])

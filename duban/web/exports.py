@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.styles import Font
+from openpyxl.styles import Alignment, Border, Font, Side
+from openpyxl.utils import get_column_letter
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -53,6 +54,60 @@ def to_xlsx(
     for row in rows:
         sheet.append([_safe(_cell(row.get(key))) for key, _ in columns])
     sheet.freeze_panes = "A2"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def form_xlsx(form: dict[str, Any], *, org: str = "", year: str = "", month: str = "") -> bytes:
+    """A plan's blank form (an obligation's `form:`) as a printable sheet: title, header line,
+    bordered columns and rows to fill, footer lines. org/year/month fill the header's blanks."""
+    columns: list[str] = form["columns"]
+    width = len(columns)
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "表格"
+    thin = Side(style="thin")
+    box = Border(left=thin, right=thin, top=thin, bottom=thin)
+    wrap = Alignment(wrap_text=True, vertical="center", horizontal="center")
+    sheet.append([form["title"]])
+    sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
+    sheet["A1"].font = Font(bold=True, size=14)
+    sheet["A1"].alignment = Alignment(horizontal="center")
+    header = form.get("header")
+    if header:
+        blank = "\u3000" * 3
+        sheet.append(
+            [header.format(org=org or blank * 2, year=year or blank, month=month or "\u3000" * 2)]
+        )
+        sheet.merge_cells(
+            start_row=sheet.max_row, start_column=1, end_row=sheet.max_row, end_column=width
+        )
+    sheet.append(columns)
+    head_row = sheet.max_row
+    for cell in sheet[head_row]:
+        cell.font = Font(bold=True)
+        cell.alignment = wrap
+        cell.border = box
+    for _ in range(form.get("rows", 20)):
+        sheet.append([""] * width)
+        for cell in sheet[sheet.max_row]:
+            cell.border = box
+        sheet.row_dimensions[sheet.max_row].height = 22
+    for line in form.get("footer") or []:
+        sheet.append([line])
+        row = sheet.max_row
+        sheet.merge_cells(start_row=row, start_column=1, end_row=row, end_column=width)
+        sheet.cell(row=row, column=1).alignment = Alignment(wrap_text=True, vertical="top")
+        sheet.row_dimensions[row].height = 15 * (1 + len(line) // (width * 6))
+    for i, name in enumerate(columns, start=1):
+        sheet.column_dimensions[get_column_letter(i)].width = max(6, min(24, 2.2 * len(name)))
+    sheet.print_title_rows = f"{head_row}:{head_row}"
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

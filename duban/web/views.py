@@ -7,6 +7,7 @@ its own organization in SQL, so no page or endpoint can forget the check.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -109,10 +110,17 @@ def tasks(
     filters: Filters = Filters(),
     overdue_only: bool = False,
     states: tuple[str, ...] | None = None,
+    org_ids: Sequence[int] | None = None,
     limit: int = 5000,
+    offset: int = 0,
     newest_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """Tasks whose period has opened, scoped and filtered, ordered by due date."""
+    """Tasks whose period has opened, scoped and filtered, ordered by due date.
+
+    Ordered by (due_at, id), or newest first by (due_date, id) descending: both are index
+    orders (ix_tasks_pending_due, ix_tasks_due), so a page of a million tasks stops reading
+    after its rows instead of sorting them all. Oldest due first is also longest overdue first.
+    """
     base: Any = select(Task, ObligationRow, Organization)
     query: Select[Any] = (
         base.join(ObligationRow, ObligationRow.id == Task.obligation_id)
@@ -124,8 +132,13 @@ def tasks(
         query = query.where(Task.state.in_([s.value for s in PENDING]), Task.due_at <= now)
     if states:
         query = query.where(Task.state.in_(states))
-    due = Task.due_date.desc() if newest_first else Task.due_date
-    query = query.order_by(due, Organization.code, ObligationRow.code).limit(limit)
+    if org_ids is not None:
+        query = query.where(Task.org_id.in_(org_ids))
+    if newest_first:
+        query = query.order_by(Task.due_date.desc(), Task.id.desc())
+    else:
+        query = query.order_by(Task.due_at, Task.id)
+    query = query.limit(limit).offset(offset)
     today = local_date(now, tz)
     with store.read() as session:
         return [task_row(t, ob, org, now, today) for t, ob, org in session.execute(query)]
@@ -139,10 +152,12 @@ def overdue_board(
     tz: ZoneInfo,
     filters: Filters,
     limit: int = 5000,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Overdue tasks, longest overdue first (the limit keeps the longest overdue)."""
-    rows = tasks(store, who, now=now, tz=tz, filters=filters, overdue_only=True, limit=limit)
-    return sorted(rows, key=lambda r: (-r["overdue_days"], r["org"], r["obligation"]))
+    """Overdue tasks, longest overdue first: the oldest due date first."""
+    return tasks(
+        store, who, now=now, tz=tz, filters=filters, overdue_only=True, limit=limit, offset=offset
+    )
 
 
 def my_tasks(store: Store, who: Principal, *, now: datetime, tz: ZoneInfo) -> list[dict[str, Any]]:
@@ -202,6 +217,7 @@ def task_detail(
         quote=spec["source"]["quote"],
         note=spec.get("note"),
         required=list(spec["evidence"]),
+        form=bool(spec.get("form")),
         missing=[k for k in spec["evidence"] if k not in uploaded],
         workdays_left=left,
         period_start=task.period_start.isoformat(),
@@ -284,18 +300,98 @@ def cell_status(row: dict[str, Any]) -> str:
 
 
 def matrix(
-    store: Store, who: Principal, *, now: datetime, tz: ZoneInfo, filters: Filters
+    store: Store,
+    who: Principal,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    filters: Filters,
+    limit: int = 50,
+    offset: int = 0,
 ) -> dict[str, Any]:
-    """Institutions × periods for one obligation: each cell a task and its status."""
-    rows = tasks(store, who, now=now, tz=tz, filters=filters, limit=50_000)
-    periods = sorted({r["period"] for r in rows})
-    orgs: dict[str, str] = {}
+    """Institutions × periods for one obligation: each cell a task and its status.
+
+    A page holds `limit` institutions (those with a task of the obligation under the filters),
+    in code order; the periods are the obligation's, the same on every page.
+    """
+    if not filters.obligation:
+        return {"periods": [], "orgs": [], "cells": {}, "has_next": False}
+    owed = (
+        select(Task.id)
+        .join(ObligationRow, ObligationRow.id == Task.obligation_id)
+        .where(
+            Task.org_id == Organization.id,
+            ObligationRow.code == filters.obligation,
+            Task.opens_at <= now,
+        )
+    )
+    if filters.period:
+        owed = owed.where(Task.period_key == filters.period)
+    if filters.state:
+        owed = owed.where(Task.state == filters.state)
+    if filters.year:
+        owed = owed.where(
+            Task.due_date >= date(filters.year, 1, 1), Task.due_date <= date(filters.year, 12, 31)
+        )
+    org_query = select(Organization.id, Organization.code, Organization.name).where(owed.exists())
+    if who.role == "institution":
+        org_query = org_query.where(
+            Organization.id == (who.org_id if who.org_id is not None else -1)
+        )
+    if filters.org:
+        org_query = org_query.where(Organization.code == filters.org)
+    if filters.tag:
+        org_query = org_query.where(
+            select(OrgTag.org_id)
+            .where(OrgTag.org_id == Organization.id, OrgTag.tag == filters.tag)
+            .exists()
+        )
+    org_query = org_query.order_by(Organization.code).limit(limit + 1).offset(offset)
+    period_query = (
+        select(Task.period_key)
+        .distinct()
+        .join(ObligationRow, ObligationRow.id == Task.obligation_id)
+        .where(ObligationRow.code == filters.obligation, Task.opens_at <= now)
+    )
+    if filters.period:
+        period_query = period_query.where(Task.period_key == filters.period)
+    if filters.year:
+        period_query = period_query.where(
+            Task.due_date >= date(filters.year, 1, 1), Task.due_date <= date(filters.year, 12, 31)
+        )
+    with store.read() as session:
+        found = session.execute(org_query).all()
+        periods = sorted(session.scalars(period_query))
+    page = found[:limit]
+    rows = tasks(
+        store,
+        who,
+        now=now,
+        tz=tz,
+        filters=Filters(**{**filters.__dict__, "org": None, "tag": None}),
+        org_ids=[o.id for o in page],
+        limit=len(page) * max(1, len(periods)) + 1,
+    )
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
-        orgs[r["org"]] = r["org_name"]
         r["cell"] = cell_status(r)
         cells[(r["org"], r["period"])] = r
-    return {"periods": periods, "orgs": sorted(orgs.items()), "cells": cells}
+    return {
+        "periods": periods,
+        "orgs": [(o.code, o.name) for o in page],
+        "cells": cells,
+        "has_next": len(found) > limit,
+    }
+
+
+def obligation_form(store: Store, code: str) -> dict[str, Any]:
+    """The blank form the plan gives for the obligation, or NotFound."""
+    with store.read() as session:
+        ob = session.scalar(select(ObligationRow).where(ObligationRow.code == code))
+    if ob is None or not ob.spec.get("form"):
+        raise NotFound("form of obligation", code)
+    form: dict[str, Any] = ob.spec["form"]
+    return form
 
 
 def obligations(store: Store) -> list[ObligationRow]:
@@ -307,12 +403,19 @@ def obligations(store: Store) -> list[ObligationRow]:
         )
 
 
-def organizations(store: Store, who: Principal) -> list[Organization]:
+def organizations(
+    store: Store, who: Principal, *, at_most: int | None = None
+) -> list[Organization] | None:
+    """The organizations the principal may pick, or None when there are more than `at_most`
+    (a province has thousands: the filter then asks for a code instead of listing them)."""
     query = select(Organization).where(Organization.active).order_by(Organization.code)
     if who.role == "institution":
         query = query.where(Organization.id == who.org_id)
+    if at_most is not None:
+        query = query.limit(at_most + 1)
     with store.read() as session:
-        return list(session.scalars(query))
+        found = list(session.scalars(query))
+    return None if at_most is not None and len(found) > at_most else found
 
 
 def tags(store: Store) -> list[str]:

@@ -402,7 +402,7 @@ def test_year_calendar_lists_every_due_date(site):
     assert "2023-03-31" not in page
 
 
-def test_history_is_newest_first_and_a_capped_page_says_so(site, monkeypatch):
+def test_history_is_newest_first_and_pages_through_everything(site, monkeypatch):
     import duban.web.app as web_app
 
     c, _ = signed_in(site, "audit")
@@ -410,11 +410,82 @@ def test_history_is_newest_first_and_a_capped_page_says_so(site, monkeypatch):
     page = c.get("/history").text
     newest, oldest = max(dues), min(dues)
     assert page.index(newest) < page.index(oldest)
-    assert "仅显示前面这些" not in page
+    assert 'rel="next"' not in page  # everything fits on one page of 100
     monkeypatch.setattr(web_app, "PAGE_ROWS", 3)
-    capped = signed_in(create_app(site.state.app, clock=site.state.clock), "audit")[0]
-    page = capped.get("/history").text
-    assert page.count('data-task="') == 3 and "仅显示前面这些" in page
-    # exports are not capped at the page size
-    rows = capped.get("/history?format=csv").content.decode("utf-8-sig").strip().splitlines()
+    paged = signed_in(create_app(site.state.app, clock=site.state.clock), "audit")[0]
+    seen: list[str] = []
+    url = "/history?tag=midwifery"
+    while url:
+        page = paged.get(url).text
+        ids = [chunk.split('"', 1)[0] for chunk in page.split('data-task="')[1:]]
+        assert 1 <= len(ids) <= 3
+        seen += ids
+        _, found, rest = page.partition('rel="next" href="')
+        url = "/history" + rest.split('"', 1)[0].replace("&amp;", "&") if found else ""
+    # every task of the filter exactly once, across the pages, and the filter kept
+    tagged = c.get("/api/tasks?tag=midwifery").json()
+    assert sorted(seen) == sorted(str(r["id"]) for r in tagged) and len(seen) == len(set(seen))
+    assert "上一页" in page
+    # exports are not cut at the page size
+    rows = paged.get("/history?format=csv").content.decode("utf-8-sig").strip().splitlines()
     assert len(rows) - 1 == len(dues)
+
+
+def test_matrix_pages_by_institution(site, monkeypatch):
+    import duban.web.app as web_app
+
+    monkeypatch.setattr(web_app, "MATRIX_ORGS", 1)
+    admin = signed_in(create_app(site.state.app, clock=site.state.clock), "admin")[0]
+    first = admin.get("/matrix?obligation=drill").text
+    second = admin.get("/matrix?obligation=drill&page=2").text
+
+    def table(page: str) -> str:
+        return page.split('<table class="matrix">', 1)[1].split("</table>", 1)[0]
+
+    assert "一号医院" in table(first) and "二号医院" not in table(first)
+    assert "二号医院" in table(second) and "一号医院" not in table(second)
+    assert 'rel="next"' in first and 'rel="prev"' in second
+    # every page has the same period columns
+    assert first.count("<th>2022-Q") == second.count("<th>2022-Q") >= 2
+
+
+def test_a_province_gets_an_institution_code_field_not_a_list(site, monkeypatch):
+    import duban.web.app as web_app
+
+    c, _ = signed_in(site, "admin")
+    assert '<select name="org">' in c.get("/board").text
+    monkeypatch.setattr(web_app, "ORG_CHOICES", 1)
+    big = signed_in(create_app(site.state.app, clock=site.state.clock), "admin")[0]
+    page = big.get("/board?org=h2").text
+    assert '<select name="org">' not in page and 'name="org" size="14" value="h2"' in page
+    assert "二号医院" in page and "一号医院" not in page
+
+
+def test_the_plan_form_downloads_blank_and_filled_in(site, mini):
+    tid = task_id(mini, "h1", "report", "2022-06")
+    inst, _ = signed_in(site, "h1user")
+    page = inst.get(f"/tasks/{tid}").text
+    assert f'href="/tasks/{tid}/form.xlsx"' in page
+    assert 'href="/obligations/report/form.xlsx"' in page
+
+    def cells(response) -> list[list[object]]:  # type: ignore[no-untyped-def]
+        assert response.status_code == 200, response.text
+        assert "attachment" in response.headers["content-disposition"]
+        sheet = load_workbook(io.BytesIO(response.content)).active
+        assert sheet is not None
+        return [list(row) for row in sheet.iter_rows(values_only=True)]
+
+    filled = cells(inst.get(f"/tasks/{tid}/form.xlsx"))
+    assert filled[0][0] == "育龄妇女重点特殊人群孕情摸排月报表"
+    assert filled[1][0] == "填报单位：一号医院　2022年6月"
+    assert filled[2] == ["姓名", "出生年月", "是否怀孕", "备注"]
+    assert filled[-1][0].startswith("填报人")
+    assert len(filled) == 3 + 5 + 1  # title, header, columns, five blank rows, footer
+    blank = cells(inst.get("/obligations/report/form.xlsx"))
+    assert "一号医院" not in blank[1][0] and blank[1][0].startswith("填报单位：")
+    assert "/obligations/report/form.xlsx" in inst.get("/score?quarter=2022-Q2").text
+    # not another institution's task, and not a duty without a form
+    other = task_id(mini, "h2", "report", "2022-06")
+    assert inst.get(f"/tasks/{other}/form.xlsx").status_code == 403
+    assert inst.get("/obligations/drill/form.xlsx").status_code == 404
+    assert client(site).get("/obligations/report/form.xlsx").status_code == 303

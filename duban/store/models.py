@@ -170,6 +170,15 @@ class Task(Base):
             postgresql_where=text("state IN ('open', 'rejected')"),
             sqlite_where=text("state IN ('open', 'rejected')"),
         ),
+        # the board filtered by duty
+        Index(
+            "ix_tasks_pending_obligation_due",
+            "obligation_id",
+            "due_at",
+            "id",
+            postgresql_where=text("state IN ('open', 'rejected')"),
+            sqlite_where=text("state IN ('open', 'rejected')"),
+        ),
         # the completion history: newest due first, a page at a time
         Index("ix_tasks_due", "due_date", "id"),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ LOGIN_COOKIE = "duban_login"
 PAGE_ROWS = 100  # tasks on a page of the board, the history and the review queue
 MATRIX_ORGS = 50  # institutions on a page of the completion matrix
 ORG_CHOICES = 500  # past this many organizations, a filter asks for a code, not a list
+CHOICES_SECONDS = 30.0  # how long the county's filter lists are kept
 EXPORT_ROWS = 500_000
 
 
@@ -291,12 +293,27 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         ("reason", "原因 reason"),
     ]
 
+    remembered: dict[str, tuple[float, dict[str, Any]]] = {}
+
     def choices(who: Principal) -> dict[str, Any]:
-        return {
+        """The filters' lists. They change only when the catalog is synced, so the county's
+        are kept for CHOICES_SECONDS (monotonic time: a cache, not a business moment)."""
+        if who.role == "institution":
+            return {
+                "orgs": views.organizations(app.store, who, at_most=ORG_CHOICES),
+                "obligations": views.duty_choices(app.store),
+                "tags": views.tags(app.store),
+            }
+        hit = remembered.get("staff")
+        if hit is not None and time.monotonic() - hit[0] < CHOICES_SECONDS:
+            return hit[1]
+        fresh = {
             "orgs": views.organizations(app.store, who, at_most=ORG_CHOICES),
-            "obligations": views.obligations(app.store),
+            "obligations": views.duty_choices(app.store),
             "tags": views.tags(app.store),
         }
+        remembered["staff"] = (time.monotonic(), fresh)
+        return fresh
 
     @web.get("/board", response_class=HTMLResponse, include_in_schema=False)
     def board(request: Request) -> Response:
@@ -319,31 +336,48 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     def matrix(request: Request) -> Response:
         who = require(request, STAFF)
         f = filters_of(request)
-        obligations = views.obligations(app.store)
+        lists = choices(who)
+        obligations = lists["obligations"]
         if not f.obligation and obligations:
             f = Filters(**{**f.__dict__, "obligation": obligations[0].code})
         number, fetch, offset = paging(request, MATRIX_ORGS)
         data = views.matrix(
             app.store, who, now=now(), tz=tz, filters=f, limit=fetch - 1, offset=offset
         )
-        rows = [
-            {
-                "org": org,
-                "org_name": name,
-                **{p: data["cells"].get((org, p), {}).get("cell", "") for p in data["periods"]},
-            }
+        cells, periods = data["cells"], data["periods"]
+        # one row per institution: (code, name, [(task id, status, due) or None per period])
+        grid = [
+            (
+                org,
+                name,
+                [
+                    (c["id"], c["cell"], c["due"]) if (c := cells.get((org, p))) else None
+                    for p in periods
+                ],
+            )
             for org, name in data["orgs"]
         ]
-        columns = [("org", "机构代码 org"), ("org_name", "机构 institution")] + [
-            (p, p) for p in data["periods"]
-        ]
-        return export(request, "matrix", columns, rows) or page(
+        if request.query_params.get("format"):
+            rows = [
+                {
+                    "org": org,
+                    "org_name": name,
+                    **{p: c[1] if c else "" for p, c in zip(periods, row, strict=True)},
+                }
+                for org, name, row in grid
+            ]
+            columns = [("org", "机构代码 org"), ("org_name", "机构 institution")] + [
+                (p, p) for p in periods
+            ]
+            return export(request, "matrix", columns, rows) or Response(status_code=400)
+        return page(
             request,
             "matrix.html.j2",
             data=data,
+            grid=grid,
             f=f,
             pager=pager(request, number, data["has_next"]),
-            **choices(who),
+            **lists,
         )
 
     @web.get("/history", response_class=HTMLResponse, include_in_schema=False)

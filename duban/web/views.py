@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
 
 from duban.domain.due import local_date
 from duban.domain.tasks import PENDING, TaskState, days_overdue, is_late, is_overdue
@@ -55,11 +56,18 @@ def _scoped(query: Select[Any], who: Principal) -> Select[Any]:
     return query
 
 
-def _filtered(query: Select[Any], f: Filters) -> Select[Any]:
+def _id_of(session: Session, column: Any, code: str) -> int:
+    """A code's row id (-1 if unknown): filters compare ids, so the planner can use the
+    (obligation_id, …) and (org_id, …) indexes instead of joining to find them."""
+    found = session.scalar(select(column.table.c.id).where(column == code))
+    return int(found) if found is not None else -1
+
+
+def _filtered(session: Session, query: Select[Any], f: Filters) -> Select[Any]:
     if f.org:
-        query = query.where(Organization.code == f.org)
+        query = query.where(Task.org_id == _id_of(session, Organization.code, f.org))
     if f.obligation:
-        query = query.where(ObligationRow.code == f.obligation)
+        query = query.where(Task.obligation_id == _id_of(session, ObligationRow.code, f.obligation))
     if f.period:
         query = query.where(Task.period_key == f.period)
     if f.tag:
@@ -75,21 +83,37 @@ def _filtered(query: Select[Any], f: Filters) -> Select[Any]:
     return query
 
 
+@dataclass(frozen=True)
+class Duty:
+    """What a task row shows of its obligation (read once per page, not once per row)."""
+
+    code: str
+    title: str
+    title_en: str
+    clause: str
+    document: str
+
+    @classmethod
+    def of(cls, code: str, title: str, spec: dict[str, Any]) -> Duty:
+        source = spec["source"]
+        return cls(code, title, spec.get("title_en") or "", source["clause"], source["document"])
+
+
 def task_row(
-    task: Task, ob: ObligationRow, org: Organization, now: datetime, today: date
+    task: Any, duty: Duty, org_code: str, org_name: str, now: datetime, today: date
 ) -> dict[str, Any]:
+    """A task as the pages and the API show it; `task` is a Task or a row of its columns."""
     state = TaskState(task.state)
     overdue = is_overdue(state, task.due_at, now)
-    spec = ob.spec
     return {
         "id": task.id,
-        "obligation": ob.code,
-        "title": ob.title,
-        "title_en": spec.get("title_en") or "",
-        "clause": spec["source"]["clause"],
-        "document": spec["source"]["document"],
-        "org": org.code,
-        "org_name": org.name,
+        "obligation": duty.code,
+        "title": duty.title,
+        "title_en": duty.title_en,
+        "clause": duty.clause,
+        "document": duty.document,
+        "org": org_code,
+        "org_name": org_name,
         "period": task.period_key,
         "due": task.due_date.isoformat(),
         "state": state.value,
@@ -99,6 +123,20 @@ def task_row(
         "submitted_at": task.submitted_at.isoformat() if task.submitted_at else None,
         "reason": task.reason,
     }
+
+
+ROW_COLUMNS = (
+    Task.id,
+    Task.obligation_id,
+    Task.period_key,
+    Task.due_date,
+    Task.due_at,
+    Task.state,
+    Task.submitted_at,
+    Task.reason,
+    Organization.code.label("org_code"),
+    Organization.name.label("org_name"),
+)
 
 
 def tasks(
@@ -120,28 +158,37 @@ def tasks(
     Ordered by (due_at, id), or newest first by (due_date, id) descending: both are index
     orders (ix_tasks_pending_due, ix_tasks_due), so a page of a million tasks stops reading
     after its rows instead of sorting them all. Oldest due first is also longest overdue first.
+    Rows are plain columns; each obligation's clause and titles are read once per call.
     """
-    base: Any = select(Task, ObligationRow, Organization)
-    query: Select[Any] = (
-        base.join(ObligationRow, ObligationRow.id == Task.obligation_id)
-        .join(Organization, Organization.id == Task.org_id)
-        .where(Task.opens_at <= now)
-    )
-    query = _filtered(_scoped(query, who), filters)
-    if overdue_only:
-        query = query.where(Task.state.in_([s.value for s in PENDING]), Task.due_at <= now)
-    if states:
-        query = query.where(Task.state.in_(states))
-    if org_ids is not None:
-        query = query.where(Task.org_id.in_(org_ids))
-    if newest_first:
-        query = query.order_by(Task.due_date.desc(), Task.id.desc())
-    else:
-        query = query.order_by(Task.due_at, Task.id)
-    query = query.limit(limit).offset(offset)
     today = local_date(now, tz)
     with store.read() as session:
-        return [task_row(t, ob, org, now, today) for t, ob, org in session.execute(query)]
+        query: Any = (
+            select(*ROW_COLUMNS)
+            .join(Organization, Organization.id == Task.org_id)
+            .where(Task.opens_at <= now)
+        )
+        query = _filtered(session, _scoped(query, who), filters)
+        if overdue_only:
+            query = query.where(Task.state.in_([s.value for s in PENDING]), Task.due_at <= now)
+        if states:
+            query = query.where(Task.state.in_(states))
+        if org_ids is not None:
+            query = query.where(Task.org_id.in_(org_ids))
+        if newest_first:
+            query = query.order_by(Task.due_date.desc(), Task.id.desc())
+        else:
+            query = query.order_by(Task.due_at, Task.id)
+        found = session.execute(query.limit(limit).offset(offset)).all()
+        ids = {r.obligation_id for r in found}
+        duties = {
+            i: Duty.of(code, title, spec)
+            for i, code, title, spec in session.execute(
+                select(
+                    ObligationRow.id, ObligationRow.code, ObligationRow.title, ObligationRow.spec
+                ).where(ObligationRow.id.in_(ids))
+            )
+        }
+    return [task_row(r, duties[r.obligation_id], r.org_code, r.org_name, now, today) for r in found]
 
 
 def overdue_board(
@@ -206,8 +253,8 @@ def task_detail(
             )
         )
     today = local_date(now, tz)
-    row = task_row(task, ob, org, now, today)
     spec = ob.spec
+    row = task_row(task, Duty.of(ob.code, ob.title, spec), org.code, org.name, now, today)
     uploaded = {e.kind for e in evidence}
     try:
         left = calendar.workdays_between(today, task.due_date) if task.due_date >= today else None
@@ -312,56 +359,44 @@ def matrix(
     """Institutions × periods for one obligation: each cell a task and its status.
 
     A page holds `limit` institutions (those with a task of the obligation under the filters),
-    in code order; the periods are the obligation's, the same on every page.
+    in code order; the columns are the periods those institutions owe.
     """
     if not filters.obligation:
         return {"periods": [], "orgs": [], "cells": {}, "has_next": False}
-    owed = (
-        select(Task.id)
-        .join(ObligationRow, ObligationRow.id == Task.obligation_id)
-        .where(
-            Task.org_id == Organization.id,
-            ObligationRow.code == filters.obligation,
-            Task.opens_at <= now,
-        )
-    )
-    if filters.period:
-        owed = owed.where(Task.period_key == filters.period)
-    if filters.state:
-        owed = owed.where(Task.state == filters.state)
-    if filters.year:
-        owed = owed.where(
-            Task.due_date >= date(filters.year, 1, 1), Task.due_date <= date(filters.year, 12, 31)
-        )
-    org_query = select(Organization.id, Organization.code, Organization.name).where(owed.exists())
-    if who.role == "institution":
-        org_query = org_query.where(
-            Organization.id == (who.org_id if who.org_id is not None else -1)
-        )
-    if filters.org:
-        org_query = org_query.where(Organization.code == filters.org)
-    if filters.tag:
-        org_query = org_query.where(
-            select(OrgTag.org_id)
-            .where(OrgTag.org_id == Organization.id, OrgTag.tag == filters.tag)
-            .exists()
-        )
-    org_query = org_query.order_by(Organization.code).limit(limit + 1).offset(offset)
-    period_query = (
-        select(Task.period_key)
-        .distinct()
-        .join(ObligationRow, ObligationRow.id == Task.obligation_id)
-        .where(ObligationRow.code == filters.obligation, Task.opens_at <= now)
-    )
-    if filters.period:
-        period_query = period_query.where(Task.period_key == filters.period)
-    if filters.year:
-        period_query = period_query.where(
-            Task.due_date >= date(filters.year, 1, 1), Task.due_date <= date(filters.year, 12, 31)
-        )
     with store.read() as session:
-        found = session.execute(org_query).all()
-        periods = sorted(session.scalars(period_query))
+        duty = _id_of(session, ObligationRow.code, filters.obligation)
+        # an institution belongs on the matrix if it owes the duty under the filters: one
+        # probe of uq_tasks_key (obligation_id, org_id, …) per institution, in code order
+        owed = select(Task.id).where(
+            Task.obligation_id == duty, Task.org_id == Organization.id, Task.opens_at <= now
+        )
+        if filters.period:
+            owed = owed.where(Task.period_key == filters.period)
+        if filters.state:
+            owed = owed.where(Task.state == filters.state)
+        if filters.year:
+            owed = owed.where(
+                Task.due_date >= date(filters.year, 1, 1),
+                Task.due_date <= date(filters.year, 12, 31),
+            )
+        org_query = select(Organization.id, Organization.code, Organization.name).where(
+            owed.exists()
+        )
+        if who.role == "institution":
+            org_query = org_query.where(
+                Organization.id == (who.org_id if who.org_id is not None else -1)
+            )
+        if filters.org:
+            org_query = org_query.where(Organization.code == filters.org)
+        if filters.tag:
+            org_query = org_query.where(
+                select(OrgTag.org_id)
+                .where(OrgTag.org_id == Organization.id, OrgTag.tag == filters.tag)
+                .exists()
+            )
+        found = session.execute(
+            org_query.order_by(Organization.code).limit(limit + 1).offset(offset)
+        ).all()
     page = found[:limit]
     rows = tasks(
         store,
@@ -370,14 +405,15 @@ def matrix(
         tz=tz,
         filters=Filters(**{**filters.__dict__, "org": None, "tag": None}),
         org_ids=[o.id for o in page],
-        limit=len(page) * max(1, len(periods)) + 1,
+        limit=100_000,
     )
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
         r["cell"] = cell_status(r)
         cells[(r["org"], r["period"])] = r
     return {
-        "periods": periods,
+        # the periods the page's institutions owe: read from their tasks, not the whole table
+        "periods": sorted({period for _, period in cells}),
         "orgs": [(o.code, o.name) for o in page],
         "cells": cells,
         "has_next": len(found) > limit,
@@ -403,19 +439,33 @@ def obligations(store: Store) -> list[ObligationRow]:
         )
 
 
-def organizations(
-    store: Store, who: Principal, *, at_most: int | None = None
-) -> list[Organization] | None:
-    """The organizations the principal may pick, or None when there are more than `at_most`
-    (a province has thousands: the filter then asks for a code instead of listing them)."""
-    query = select(Organization).where(Organization.active).order_by(Organization.code)
+def organizations(store: Store, who: Principal, *, at_most: int | None = None) -> list[Any] | None:
+    """(code, name) of the organizations the principal may pick, or None when there are more
+    than `at_most` (a province has thousands: the filter then asks for a code instead)."""
+    query = (
+        select(Organization.code, Organization.name)
+        .where(Organization.active)
+        .order_by(Organization.code)
+    )
     if who.role == "institution":
         query = query.where(Organization.id == who.org_id)
     if at_most is not None:
         query = query.limit(at_most + 1)
     with store.read() as session:
-        found = list(session.scalars(query))
+        found = list(session.execute(query))
     return None if at_most is not None and len(found) > at_most else found
+
+
+def duty_choices(store: Store) -> list[Any]:
+    """(code, title) of the active obligations, for the filters."""
+    with store.read() as session:
+        return list(
+            session.execute(
+                select(ObligationRow.code, ObligationRow.title)
+                .where(ObligationRow.active)
+                .order_by(ObligationRow.code)
+            )
+        )
 
 
 def tags(store: Store) -> list[str]:

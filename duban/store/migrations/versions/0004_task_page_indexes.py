@@ -25,10 +25,18 @@ def upgrade() -> None:
             postgresql_where=PENDING,
             sqlite_where=PENDING,
         )
+        batch_op.create_index(
+            "ix_tasks_pending_obligation_due",
+            ["obligation_id", "due_at", "id"],
+            unique=False,
+            postgresql_where=PENDING,
+            sqlite_where=PENDING,
+        )
         batch_op.create_index("ix_tasks_due", ["due_date", "id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index("ix_tasks_due")
+        batch_op.drop_index("ix_tasks_pending_obligation_due")
         batch_op.drop_index("ix_tasks_pending_due")

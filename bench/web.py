@@ -1,0 +1,303 @@
+"""Benchmark: the overdue board and the completion matrix over ~1,000,000 tasks in PostgreSQL.
+
+    python bench/web.py [--orgs 13000] [--clients 8] [--seconds 30]
+
+A province-sized set (13,000 institutions, 40 duties of mixed rhythm, the year 2024
+materialized: about a million tasks) is loaded into a fresh PostgreSQL database and given a
+realistic history as of Monday 2024-09-16: of the tasks already due, 70% accepted on time, 10%
+accepted late, 5% waiting for review, 5% rejected and 10% still open, so overdue. duban's web
+app is served by uvicorn in its own process, as `duban web` serves it, and signed in as an
+administrator.
+
+For each page (board and matrix, with and without filters, first and later pages):
+  - bare SQL: every statement the page runs (session check, filter choices, the query itself),
+    captured from one request and replayed through the same driver on one connection, and
+    fetched: the baseline;
+  - alone: p50 of the page over HTTP with one client;
+  - under load: p50 and p95 with N concurrent clients (default 8) for the given time.
+Target: p95 under load < 200 ms for the board and the matrix; ratio = p50 alone / bare SQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, event, func, select, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.materialize import PG_ADMIN, write_inputs  # noqa: E402
+from bench.notify import wait_for_port  # noqa: E402
+from duban.bootstrap import App  # noqa: E402
+from duban.catalog.calendar import load_calendar  # noqa: E402
+from duban.catalog.loader import load_catalog  # noqa: E402
+from duban.engine import users  # noqa: E402
+from duban.engine.materialize import materialize  # noqa: E402
+from duban.engine.sync import sync_catalog  # noqa: E402
+from duban.settings import Settings  # noqa: E402
+from duban.store.db import Store  # noqa: E402
+from duban.store.models import Task  # noqa: E402
+from tests.integration.smtp import free_port  # noqa: E402
+
+TODAY = datetime(2024, 9, 16, 1, tzinfo=UTC)  # 09:00 in Shanghai, a Monday
+PASSWORD = "bench password 1"
+# (label, url): the board and the matrix for the whole province, filtered and paged
+PAGES = [
+    ("board", "/board"),
+    ("board", "/board?tag=township"),
+    ("board", "/board?obligation=ob-3"),
+    ("board", "/board?page=40"),
+    ("board", "/board?org=org-4242"),
+    ("matrix", "/matrix?obligation=ob-0"),  # monthly, 6,500 midwifery institutions
+    ("matrix", "/matrix?obligation=ob-12&year=2024"),  # quarterly
+    ("matrix", "/matrix?obligation=ob-12&page=60"),
+    ("matrix", "/matrix?obligation=ob-1&tag=township"),
+]
+HISTORY = text(
+    """
+    UPDATE tasks SET
+      state = CASE WHEN id % 20 < 16 THEN 'accepted' WHEN id % 20 = 16 THEN 'submitted'
+                   WHEN id % 20 = 17 THEN 'rejected' ELSE state END,
+      submitted_at = CASE WHEN id % 20 < 14 THEN due_at - interval '2 days'
+                          WHEN id % 20 < 18 THEN due_at + interval '3 days' END,
+      first_submitted_at = CASE WHEN id % 20 < 14 THEN due_at - interval '2 days'
+                                WHEN id % 20 < 18 THEN due_at + interval '3 days' END,
+      reviewed_at = CASE WHEN id % 20 < 16 THEN due_at + interval '5 days'
+                         WHEN id % 20 = 17 THEN due_at + interval '4 days' END,
+      reason = CASE WHEN id % 20 = 17 THEN '签到表缺页' END
+    WHERE due_at < :today
+    """
+)
+
+
+def settings_for(url: str, plan: Path, orgs: Path, folder: Path) -> Settings:
+    return Settings(
+        database_url=url,
+        plan_files=[plan],
+        org_files=[orgs],
+        evidence_dir=folder / "evidence",
+        mail_dir=folder / "mail",
+    )
+
+
+def build(url: str, plan: Path, orgs: Path) -> int:
+    calendar = load_calendar(ROOT / "calendar")
+    catalog = load_catalog([plan], [orgs], calendar)
+    store = Store.from_url(url)
+    store.upgrade()
+    with store.write() as session:
+        sync_catalog(session, catalog, now=datetime(2024, 1, 1, tzinfo=UTC))
+    materialize(store, calendar=calendar, now=datetime(2024, 12, 31, tzinfo=UTC), tz=TODAY.tzinfo)
+    with store.write() as session:
+        session.execute(HISTORY, {"today": TODAY})
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    users.add_user(store, name="admin", role="admin", org=None, password=PASSWORD, now=TODAY)
+    with store.read() as session:
+        total = session.scalar(select(func.count()).select_from(Task)) or 0
+    store.dispose()
+    return total
+
+
+def serve(url: str, plan: str, orgs: str, folder: str, port: int) -> None:
+    """The server process: duban's app on uvicorn, its clock fixed at TODAY."""
+    import uvicorn
+
+    from duban.web.app import create_app
+
+    app = App(settings=settings_for(url, Path(plan), Path(orgs), Path(folder)))
+    uvicorn.run(
+        create_app(app, clock=lambda: TODAY), host="127.0.0.1", port=port, log_level="warning"
+    )
+
+
+def sign_in(client: httpx.Client) -> None:
+    form = client.get("/login").text
+    token = form.split('name="login_csrf" value="', 1)[1].split('"', 1)[0]
+    r = client.post("/login", data={"name": "admin", "password": PASSWORD, "login_csrf": token})
+    assert r.status_code == 303, r.text
+
+
+def capture(url: str, plan: Path, orgs: Path, folder: Path) -> dict[str, list[tuple[str, Any]]]:
+    """The statements each page runs: the same app in this process, its engine listened to."""
+    from fastapi.testclient import TestClient
+
+    from duban.web.app import create_app
+
+    app = App(settings=settings_for(url, plan, orgs, folder))
+    seen: list[tuple[str, Any]] = []
+
+    @event.listens_for(app.store.engine, "before_cursor_execute")
+    def _record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append((statement, parameters))
+
+    client = TestClient(create_app(app, clock=lambda: TODAY), follow_redirects=False)
+    form = client.get("/login").text
+    token = form.split('name="login_csrf" value="', 1)[1].split('"', 1)[0]
+    client.post("/login", data={"name": "admin", "password": PASSWORD, "login_csrf": token})
+    statements = {}
+    for _, page in PAGES:
+        client.get(page)  # warm: the catalogue caches and the statement cache
+        seen.clear()
+        assert client.get(page).status_code == 200, page
+        statements[page] = list(seen)
+    app.store.dispose()
+    return statements
+
+
+def bare_sql(url: str, statements: list[tuple[str, Any]], repeat: int = 15) -> float:
+    """Median seconds to run and fetch the page's statements through the same driver."""
+    engine = create_engine(url)
+    raw = engine.raw_connection()
+    try:
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            cursor = raw.cursor()
+            for statement, parameters in statements:
+                cursor.execute(statement, parameters)
+                if cursor.description is not None:
+                    cursor.fetchall()
+            raw.commit()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+    finally:
+        raw.close()
+        engine.dispose()
+
+
+def alone(base: str, page: str, repeat: int = 15) -> float:
+    with httpx.Client(base_url=base, follow_redirects=False) as client:
+        sign_in(client)
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            r = client.get(page)
+            times.append(time.perf_counter() - started)
+            assert r.status_code == 200, (page, r.status_code)
+        return statistics.median(times)
+
+
+def load(base: str, clients: int, seconds: float) -> dict[str, list[float]]:
+    """N clients, each signed in, each cycling through the pages from its own start."""
+    latencies: dict[str, list[float]] = defaultdict(list)
+    lock = threading.Lock()
+    start = threading.Barrier(clients)
+    errors: list[str] = []
+
+    def worker(n: int) -> None:
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as client:
+            sign_in(client)
+            start.wait()
+            deadline = time.perf_counter() + seconds
+            i = n
+            while time.perf_counter() < deadline:
+                label, page = PAGES[i % len(PAGES)]
+                i += 1
+                began = time.perf_counter()
+                r = client.get(page)
+                took = time.perf_counter() - began
+                if r.status_code != 200:
+                    errors.append(f"{page}: {r.status_code}")
+                with lock:
+                    latencies[label].append(took)
+                    latencies[page].append(took)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:5]
+    return latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(url: str, folder: Path, orgs_n: int, clients: int, seconds: float) -> None:
+    plan, orgs = write_inputs(folder, orgs_n, 40)
+    started = time.perf_counter()
+    total = build(url, plan, orgs)
+    print(
+        f"{orgs_n:,} institutions, 40 duties, {total:,} tasks in PostgreSQL "
+        f"(built in {time.perf_counter() - started:.0f} s); as of {TODAY:%Y-%m-%d}"
+    )
+    statements = capture(url, plan, orgs, folder)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", url, str(plan), str(orgs), str(folder), str(port)]
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port)
+        solo = {page: alone(base, page) for _, page in PAGES}
+        loaded = load(base, clients, seconds)
+    finally:
+        server.terminate()
+        server.wait()
+    print(
+        f"\n{'page':42} {'SQL':>3} {'bare SQL':>9} {'alone p50':>10} {'ratio':>6} "
+        f"{f'{clients} clients p50':>17} {'p95':>7}"
+    )
+    for _, page in PAGES:
+        sql = bare_sql(url, statements[page])
+        lat = loaded[page]
+        print(
+            f"{page:42} {len(statements[page]):3d} {1000 * sql:7.1f}ms {1000 * solo[page]:8.1f}ms "
+            f"{solo[page] / sql:6.2f} {1000 * pct(lat, 0.5):15.1f}ms {1000 * pct(lat, 0.95):5.1f}ms"
+        )
+    for label in ("board", "matrix"):
+        lat = loaded[label]
+        verdict = "meets" if pct(lat, 0.95) < 0.2 else "MISSES"
+        print(
+            f"{label:6}: {len(lat):5d} requests under {clients} clients, "
+            f"p50 {1000 * pct(lat, 0.5):6.1f} ms, p95 {1000 * pct(lat, 0.95):6.1f} ms "
+            f"({verdict} the 200 ms target)"
+        )
+    done = sum(len(loaded[label]) for label in ("board", "matrix"))
+    print(f"throughput: {done / seconds:.1f} pages/s")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--orgs", type=int, default=13_000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=30)
+    args = parser.parse_args()
+    name = f"duban_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+            run(url, Path(tmp), args.orgs, args.clients, args.seconds)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()

@@ -337,9 +337,10 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         who = require(request, STAFF)
         f = filters_of(request)
         lists = choices(who)
-        obligations = lists["obligations"]
-        if not f.obligation and obligations:
-            f = Filters(**{**f.__dict__, "obligation": obligations[0].code})
+        if not f.obligation:
+            f = Filters(
+                **{**f.__dict__, "obligation": views.first_duty_with_tasks(app.store, now())}
+            )
         number, fetch, offset = paging(request, MATRIX_ORGS)
         data = views.matrix(
             app.store, who, now=now(), tz=tz, filters=f, limit=fetch - 1, offset=offset

@@ -100,11 +100,13 @@ class Duty:
 
 
 def task_row(
-    task: Any, duty: Duty, org_code: str, org_name: str, now: datetime, today: date
+    task: Any, duty: Duty, org_code: str, org_name: str, now: datetime, tz: ZoneInfo
 ) -> dict[str, Any]:
     """A task as the pages and the API show it; `task` is a Task or a row of its columns."""
     state = TaskState(task.state)
     overdue = is_overdue(state, task.due_at, now)
+    today = local_date(now, tz)
+    submitted = task.submitted_at
     return {
         "id": task.id,
         "obligation": duty.code,
@@ -120,7 +122,8 @@ def task_row(
         "overdue": overdue,
         "overdue_days": days_overdue(task.due_date, today) if overdue else 0,
         "late": is_late(task.due_at, task.submitted_at),
-        "submitted_at": task.submitted_at.isoformat() if task.submitted_at else None,
+        "submitted_at": submitted.isoformat() if submitted else None,
+        "submitted_local": submitted.astimezone(tz).strftime("%Y-%m-%d %H:%M") if submitted else "",
         "reason": task.reason,
     }
 
@@ -160,7 +163,6 @@ def tasks(
     after its rows instead of sorting them all. Oldest due first is also longest overdue first.
     Rows are plain columns; each obligation's clause and titles are read once per call.
     """
-    today = local_date(now, tz)
     with store.read() as session:
         query: Any = (
             select(*ROW_COLUMNS)
@@ -188,7 +190,7 @@ def tasks(
                 ).where(ObligationRow.id.in_(ids))
             )
         }
-    return [task_row(r, duties[r.obligation_id], r.org_code, r.org_name, now, today) for r in found]
+    return [task_row(r, duties[r.obligation_id], r.org_code, r.org_name, now, tz) for r in found]
 
 
 def overdue_board(
@@ -254,7 +256,7 @@ def task_detail(
         )
     today = local_date(now, tz)
     spec = ob.spec
-    row = task_row(task, Duty.of(ob.code, ob.title, spec), org.code, org.name, now, today)
+    row = task_row(task, Duty.of(ob.code, ob.title, spec), org.code, org.name, now, tz)
     uploaded = {e.kind for e in evidence}
     try:
         left = calendar.workdays_between(today, task.due_date) if task.due_date >= today else None
@@ -281,6 +283,7 @@ def task_detail(
                 "note": e.note,
                 "uploaded_by": e.uploaded_by,
                 "uploaded_at": e.uploaded_at.isoformat(),
+                "uploaded_local": e.uploaded_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
             }
             for e in evidence
         ],
@@ -454,6 +457,18 @@ def organizations(store: Store, who: Principal, *, at_most: int | None = None) -
     with store.read() as session:
         found = list(session.execute(query))
     return None if at_most is not None and len(found) > at_most else found
+
+
+def first_duty_with_tasks(store: Store, now: datetime) -> str | None:
+    """The matrix's default duty: the first, by code, that anyone owes yet."""
+    owed = select(Task.id).where(Task.obligation_id == ObligationRow.id, Task.opens_at <= now)
+    with store.read() as session:
+        return session.scalar(
+            select(ObligationRow.code)
+            .where(ObligationRow.active, owed.exists())
+            .order_by(ObligationRow.code)
+            .limit(1)
+        )
 
 
 def duty_choices(store: Store) -> list[Any]:

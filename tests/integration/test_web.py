@@ -157,6 +157,10 @@ def test_upload_submit_reject_resubmit_accept(site, mini):
     assert inst.post(f"/tasks/{tid}/submit", data={"csrf": csrf}).status_code == 303
     admin, admin_csrf = signed_in(site, "admin")
     assert "演练.pdf" not in admin.get("/review").text  # the queue lists tasks, not files
+    # times are stored in UTC and shown in Asia/Shanghai: the clock is 09:00 there, 01:00 UTC
+    assert "2022-07-06 09:00" in admin.get("/review").text
+    page = inst.get(f"/tasks/{tid}").text
+    assert "2022-07-06 09:00" in page and "2022-07-06T01:00" not in page
     assert f'data-task="{tid}"' in admin.get("/review").text
     r = admin.post(f"/tasks/{tid}/reject", data={"csrf": admin_csrf, "reason": "缺签到表"})
     assert r.status_code == 303

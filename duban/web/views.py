@@ -401,15 +401,22 @@ def matrix(
             org_query.order_by(Organization.code).limit(limit + 1).offset(offset)
         ).all()
     page = found[:limit]
-    rows = tasks(
-        store,
-        who,
-        now=now,
-        tz=tz,
-        filters=Filters(**{**filters.__dict__, "org": None, "tag": None}),
-        org_ids=[o.id for o in page],
-        limit=100_000,
-    )
+    ids = [o.id for o in page]
+    own = Filters(**{**filters.__dict__, "org": None, "tag": None})
+    rows = [
+        row
+        # an export holds every institution: ask in chunks, within SQLite's parameter limit
+        for start in range(0, len(ids), 900)
+        for row in tasks(
+            store,
+            who,
+            now=now,
+            tz=tz,
+            filters=own,
+            org_ids=ids[start : start + 900],
+            limit=1_000_000,
+        )
+    ]
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
         r["cell"] = cell_status(r)

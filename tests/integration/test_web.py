@@ -451,6 +451,11 @@ def test_matrix_pages_by_institution(site, monkeypatch):
     assert 'rel="next"' in first and 'rel="prev"' in second
     # every page has the same period columns
     assert first.count("<th>2022-Q") == second.count("<th>2022-Q") >= 2
+    # the export holds every institution, not one page of them
+    csv = admin.get("/matrix?obligation=drill&format=csv").content.decode("utf-8-sig")
+    lines = csv.strip().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["h1", "h2"]
+    assert "overdue" in lines[1] and lines[0].startswith("机构代码 org,机构 institution,2022-Q2")
 
 
 def test_a_province_gets_an_institution_code_field_not_a_list(site, monkeypatch):

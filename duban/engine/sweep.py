@@ -28,6 +28,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    case,
     cast,
     exists,
     func,
@@ -228,39 +229,32 @@ def _messages_for_day(session: Session, *, today: date, now: datetime) -> int:
         m.step,
         *fixed,
     ).where(m.day == today, m.kind.in_([OVERDUE, ESCALATION]), ~_digest_only(m.recipient))
-    single = (
-        select(
-            literal("reminder:")
-            + cast(func.min(m.task_id), String)
-            + ":"
-            + func.min(m.step)
-            + ":"
-            + m.recipient,
-            literal(REMINDER),
-            m.recipient,
-            literal(today),
-            func.min(m.task_id),
-            func.min(m.step),
-            *fixed,
-        )
-        .where(m.day == today, m.kind == REMINDER, ~_digest_only(m.recipient))
-        .group_by(m.recipient)
-        .having(func.count() == 1)
-    )
     digest_key = literal("digest:") + m.recipient + literal(f":{today.isoformat()}")
-    several = (
+    alone = func.count() == 1
+    # a person with one reminder today gets it; with several, one digest (one pass, grouped)
+    reminders = (
         select(
-            digest_key,
-            literal("digest"),
+            case(
+                (
+                    alone,
+                    literal("reminder:")
+                    + cast(func.min(m.task_id), String)
+                    + ":"
+                    + func.min(m.step)
+                    + ":"
+                    + m.recipient,
+                ),
+                else_=digest_key,
+            ),
+            case((alone, literal(REMINDER)), else_=literal("digest")),
             m.recipient,
             literal(today),
-            literal(None, Outbox.task_id.type),
-            literal(None, Outbox.step.type),
+            case((alone, func.min(m.task_id)), else_=literal(None, Outbox.task_id.type)),
+            case((alone, func.min(m.step)), else_=literal(None, Outbox.step.type)),
             *fixed,
         )
         .where(m.day == today, m.kind == REMINDER, ~_digest_only(m.recipient))
         .group_by(m.recipient)
-        .having(func.count() > 1)
     )
     chosen = (
         select(
@@ -275,7 +269,7 @@ def _messages_for_day(session: Session, *, today: date, now: datetime) -> int:
         .where(m.day == today, _digest_only(m.recipient))
         .group_by(m.recipient)
     )
-    queries: list[Any] = [escalations, single, several, chosen]
+    queries: list[Any] = [escalations, reminders, chosen]
     return sum(_enqueue(session, q, now) for q in queries)
 
 

@@ -266,18 +266,21 @@ class OrgContact(Base):
 class LadderMark(Base):
     """One ladder step reached for one task and one recipient: the step is never repeated.
 
-    `day` is the local day the sweep reached it; the outbox turns a day's marks into messages.
+    `day` is the local day the sweep reached it; the outbox turns a day's marks into messages,
+    reading them by (day, kind). Marks are only ever inserted by selecting from tasks, and a
+    trigger refuses to delete a task (migration 0005), so `task_id` names a task without a
+    foreign key, whose per-row check made a catch-up sweep 1.5 times slower on PostgreSQL.
     """
 
     __tablename__ = "ladder_marks"
 
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    task_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     step: Mapped[str] = mapped_column(String(48), primary_key=True)
     recipient: Mapped[str] = mapped_column(String(254), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # reminder | overdue | escalation
     day: Mapped[date] = mapped_column(Date)
 
-    __table_args__ = (Index("ix_ladder_marks_day", "day", "recipient"),)
+    __table_args__ = (Index("ix_ladder_marks_day_kind", "day", "kind", "recipient"),)
 
 
 class Outbox(Base):

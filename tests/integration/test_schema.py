@@ -1,20 +1,65 @@
-"""The migrations build exactly the schema the models describe, on both databases."""
+"""The migrations build exactly the schema the models describe, on both databases, and the
+database itself keeps the promises the schema relies on."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DatabaseError
 
+from duban.catalog.loader import Catalog
+from duban.domain.workdays import WorkdayCalendar
+from duban.engine.materialize import materialize
+from duban.engine.sync import sync_catalog
 from duban.store.db import Store
-from duban.store.models import Base
+from duban.store.models import Base, Task
 
 
-def test_migrations_match_the_models(db_url: str) -> None:
+def differences(store: Store) -> list[object]:
+    with store.engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
+
+
+def test_migrations_match_the_models_and_go_down_and_up(db_url: str) -> None:
     store = Store.from_url(db_url)
     store.upgrade()
     try:
-        with store.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert differences(store) == [], "a migration is missing"
+        command.downgrade(store.alembic_config(), "0003")
+        assert differences(store) != []
+        store.upgrade()
+        assert differences(store) == []
     finally:
         store.dispose()
-    assert diff == [], f"a migration is missing for: {diff}"
+
+
+def test_a_task_can_never_be_deleted(
+    db_url: str, catalog: Catalog, calendar: WorkdayCalendar
+) -> None:
+    """Marks, messages, evidence and the audit trail refer to tasks: the database refuses to
+    delete one (a task is waived instead), which is what lets ladder marks skip a foreign key."""
+    store = Store.from_url(db_url)
+    store.upgrade()
+    try:
+        now = datetime(2022, 7, 6, tzinfo=UTC)
+        with store.write() as session:
+            sync_catalog(session, catalog, now=now)
+        materialize(store, calendar=calendar, now=now, tz=ZoneInfo("Asia/Shanghai"))
+        with store.read() as session:
+            before = session.scalar(select(func.count()).select_from(Task))
+        assert before
+        with (
+            pytest.raises(DatabaseError, match="tasks are never deleted"),
+            store.write() as session,
+        ):
+            session.execute(delete(Task))
+        with store.read() as session:
+            assert session.scalar(select(func.count()).select_from(Task)) == before
+    finally:
+        store.dispose()

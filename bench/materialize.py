@@ -33,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from duban.catalog.calendar import load_calendar  # noqa: E402
-from duban.catalog.loader import load_catalog  # noqa: E402
+from duban.catalog.loader import Catalog, load_catalog  # noqa: E402
 from duban.domain.due import end_of_day, start_of_day  # noqa: E402
+from duban.domain.workdays import WorkdayCalendar  # noqa: E402
 from duban.engine.materialize import materialize  # noqa: E402
 from duban.engine.sync import sync_catalog  # noqa: E402
 from duban.store.db import Store  # noqa: E402
@@ -174,13 +175,20 @@ def baseline(store: Store, rows) -> float:
         raw.close()
 
 
-def run_one(dialect: str, url: str, plan: Path, orgs: Path) -> None:
+def loaded(url: str, plan: Path, orgs: Path) -> tuple[Store, WorkdayCalendar, Catalog]:
+    """The database at the latest schema with the generated plan synced into it on 1 January,
+    the working-day calendar, and the catalog: where every benchmark starts."""
     calendar = load_calendar(ROOT / "calendar")
     catalog = load_catalog([plan], [orgs], calendar)
     store = Store.from_url(url)
     store.upgrade()
     with store.write() as session:
         sync_catalog(session, catalog, now=datetime(YEAR, 1, 1, tzinfo=UTC))
+    return store, calendar, catalog
+
+
+def run_one(dialect: str, url: str, plan: Path, orgs: Path) -> None:
+    store, calendar, catalog = loaded(url, plan, orgs)
     now = datetime(YEAR + 1, 1, 1, tzinfo=UTC)
     rss_before = max_rss_mib()
     started = time.perf_counter()

@@ -31,14 +31,11 @@ from sqlalchemy import create_engine, func, insert, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.materialize import PG_ADMIN, TAGS, write_inputs  # noqa: E402
-from duban.catalog.calendar import load_calendar  # noqa: E402
-from duban.catalog.loader import load_catalog  # noqa: E402
+from bench.materialize import PG_ADMIN, TAGS, loaded, write_inputs  # noqa: E402
 from duban.engine.deliver import deliver  # noqa: E402
 from duban.engine.materialize import materialize  # noqa: E402
 from duban.engine.notices import Context, context_for  # noqa: E402
 from duban.engine.sweep import sweep  # noqa: E402
-from duban.engine.sync import sync_catalog  # noqa: E402
 from duban.notify.render import render, to_email  # noqa: E402
 from duban.notify.transport import SmtpConfig, SmtpTransport  # noqa: E402
 from duban.store.db import Store  # noqa: E402
@@ -189,12 +186,7 @@ def bench_deliver(store: Store, calendar: Any, messages: int) -> None:
 
 
 def run_one(label: str, url: str, plan: Path, orgs: Path, messages: int) -> None:
-    calendar = load_calendar(ROOT / "calendar")
-    catalog = load_catalog([plan], [orgs], calendar)
-    store = Store.from_url(url)
-    store.upgrade()
-    with store.write() as session:
-        sync_catalog(session, catalog, now=datetime(2024, 1, 1, tzinfo=UTC))
+    store, calendar, _ = loaded(url, plan, orgs)
     print(label)
     bench_sweep(store, calendar)
     bench_deliver(store, calendar, messages)

@@ -40,16 +40,12 @@ from sqlalchemy import create_engine, event, func, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.materialize import PG_ADMIN, write_inputs  # noqa: E402
+from bench.materialize import PG_ADMIN, loaded, write_inputs  # noqa: E402
 from bench.notify import wait_for_port  # noqa: E402
 from duban.bootstrap import App  # noqa: E402
-from duban.catalog.calendar import load_calendar  # noqa: E402
-from duban.catalog.loader import load_catalog  # noqa: E402
 from duban.engine import users  # noqa: E402
 from duban.engine.materialize import materialize  # noqa: E402
-from duban.engine.sync import sync_catalog  # noqa: E402
 from duban.settings import Settings  # noqa: E402
-from duban.store.db import Store  # noqa: E402
 from duban.store.models import Task  # noqa: E402
 from tests.integration.smtp import free_port  # noqa: E402
 
@@ -95,12 +91,7 @@ def settings_for(url: str, plan: Path, orgs: Path, folder: Path) -> Settings:
 
 
 def build(url: str, plan: Path, orgs: Path) -> int:
-    calendar = load_calendar(ROOT / "calendar")
-    catalog = load_catalog([plan], [orgs], calendar)
-    store = Store.from_url(url)
-    store.upgrade()
-    with store.write() as session:
-        sync_catalog(session, catalog, now=datetime(2024, 1, 1, tzinfo=UTC))
+    store, calendar, _ = loaded(url, plan, orgs)
     materialize(store, calendar=calendar, now=datetime(2024, 12, 31, tzinfo=UTC), tz=TODAY.tzinfo)
     with store.write() as session:
         session.execute(HISTORY, {"today": TODAY})

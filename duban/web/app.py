@@ -109,6 +109,10 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         number = max(1, min(int(raw), 100_000)) if raw.isdigit() else 1
         return number, size + 1, (number - 1) * size
 
+    def one_page(request: Request, number: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The PAGE_ROWS rows a page shows, and its pager (`rows` holds one more if any)."""
+        return {"rows": rows[:PAGE_ROWS], "pager": pager(request, number, len(rows) > PAGE_ROWS)}
+
     def pager(request: Request, number: int, more: bool) -> dict[str, Any]:
         def link(n: int) -> str:
             params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
@@ -145,12 +149,10 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             kind = exports.XLSX_TYPE
         else:
             return None
-        filename = f"duban-{title}-{stamp}.{fmt}"
-        return Response(
-            body,
-            media_type=kind,
-            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
-        )
+        return attachment(body, kind, f"duban-{title}-{stamp}.{fmt}")
+
+    def attachment(body: bytes, media_type: str, filename: str) -> Response:
+        return Response(body, media_type=media_type, headers=download_as(filename))
 
     # --- errors -----------------------------------------------------------------------
 
@@ -298,22 +300,22 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     def choices(who: Principal) -> dict[str, Any]:
         """The filters' lists. They change only when the catalog is synced, so the county's
         are kept for CHOICES_SECONDS (monotonic time: a cache, not a business moment)."""
-        if who.role == "institution":
+
+        def fresh() -> dict[str, Any]:
             return {
                 "orgs": views.organizations(app.store, who, at_most=ORG_CHOICES),
                 "obligations": views.duty_choices(app.store),
                 "tags": views.tags(app.store),
             }
+
+        if who.role == "institution":
+            return fresh()
         hit = remembered.get("staff")
         if hit is not None and time.monotonic() - hit[0] < CHOICES_SECONDS:
             return hit[1]
-        fresh = {
-            "orgs": views.organizations(app.store, who, at_most=ORG_CHOICES),
-            "obligations": views.duty_choices(app.store),
-            "tags": views.tags(app.store),
-        }
-        remembered["staff"] = (time.monotonic(), fresh)
-        return fresh
+        lists = fresh()
+        remembered["staff"] = (time.monotonic(), lists)
+        return lists
 
     @web.get("/board", response_class=HTMLResponse, include_in_schema=False)
     def board(request: Request) -> Response:
@@ -326,9 +328,8 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return export(request, "overdue", task_columns, rows) or page(
             request,
             "board.html.j2",
-            rows=rows[:PAGE_ROWS],
             f=f,
-            pager=pager(request, number, len(rows) > PAGE_ROWS),
+            **one_page(request, number, rows),
             **choices(who),
         )
 
@@ -399,9 +400,8 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return export(request, "history", task_columns, rows) or page(
             request,
             "history.html.j2",
-            rows=rows[:PAGE_ROWS],
             f=f,
-            pager=pager(request, number, len(rows) > PAGE_ROWS),
+            **one_page(request, number, rows),
             **choices(who),
         )
 
@@ -415,8 +415,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return export(request, "review", task_columns, rows) or page(
             request,
             "review.html.j2",
-            rows=rows[:PAGE_ROWS],
-            pager=pager(request, number, len(rows) > PAGE_ROWS),
+            **one_page(request, number, rows),
         )
 
     @web.get("/audit", response_class=HTMLResponse, include_in_schema=False)
@@ -550,19 +549,12 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         rows = views.my_tasks(app.store, who, now=now(), tz=tz)
         return page(request, "my.html.j2", rows=rows)
 
-    def xlsx(body: bytes, filename: str) -> Response:
-        return Response(
-            body,
-            media_type=exports.XLSX_TYPE,
-            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
-        )
-
     @web.get("/obligations/{code}/form.xlsx", include_in_schema=False)
     def blank_form(request: Request, code: str) -> Response:
         """The plan's blank form for the duty (e.g. Annex 4), for anyone signed in."""
         require(request)
         form = views.obligation_form(app.store, code)
-        return xlsx(exports.form_xlsx(form), f"{form['title']}.xlsx")
+        return attachment(exports.form_xlsx(form), exports.XLSX_TYPE, f"{form['title']}.xlsx")
 
     @web.get("/tasks/{task_id}/form.xlsx", include_in_schema=False)
     def task_form(request: Request, task_id: int) -> Response:
@@ -574,7 +566,8 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         body = exports.form_xlsx(
             form, org=task["org_name"], year=str(start.year), month=str(start.month)
         )
-        return xlsx(body, f"{form['title']}-{task['org']}-{task['period']}.xlsx")
+        filename = f"{form['title']}-{task['org']}-{task['period']}.xlsx"
+        return attachment(body, exports.XLSX_TYPE, filename)
 
     @web.get("/tasks/{task_id}", response_class=HTMLResponse, include_in_schema=False)
     def task_page(request: Request, task_id: int) -> Response:
@@ -707,7 +700,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return FileResponse(
             path,
             media_type=kind or "application/octet-stream",
-            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+            headers=download_as(name),
         )
 
     @web.get("/ics/{token}.ics", include_in_schema=False)
@@ -814,6 +807,11 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return views.audit_status(app.store)
 
     return web
+
+
+def download_as(filename: str) -> dict[str, str]:
+    """A download, never shown inline, under its name (RFC 6266, UTF-8 and percent-encoded)."""
+    return {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"}
 
 
 def safe_next(target: str | None) -> str:

@@ -366,22 +366,16 @@ def matrix(
     """
     if not filters.obligation:
         return {"periods": [], "orgs": [], "cells": {}, "has_next": False}
+    # the institution and tag filters choose the rows (institutions); the others the cells
+    own = Filters(**{**filters.__dict__, "org": None, "tag": None})
     with store.read() as session:
-        duty = _id_of(session, ObligationRow.code, filters.obligation)
         # an institution belongs on the matrix if it owes the duty under the filters: one
         # probe of uq_tasks_key (obligation_id, org_id, …) per institution, in code order
-        owed = select(Task.id).where(
-            Task.obligation_id == duty, Task.org_id == Organization.id, Task.opens_at <= now
+        owed = _filtered(
+            session,
+            select(Task.id).where(Task.org_id == Organization.id, Task.opens_at <= now),
+            own,
         )
-        if filters.period:
-            owed = owed.where(Task.period_key == filters.period)
-        if filters.state:
-            owed = owed.where(Task.state == filters.state)
-        if filters.year:
-            owed = owed.where(
-                Task.due_date >= date(filters.year, 1, 1),
-                Task.due_date <= date(filters.year, 12, 31),
-            )
         org_query = select(Organization.id, Organization.code, Organization.name).where(
             owed.exists()
         )
@@ -402,7 +396,6 @@ def matrix(
         ).all()
     page = found[:limit]
     ids = [o.id for o in page]
-    own = Filters(**{**filters.__dict__, "org": None, "tag": None})
     rows = [
         row
         # an export holds every institution: ask in chunks, within SQLite's parameter limit

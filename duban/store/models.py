@@ -364,12 +364,27 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
-class LoginFailure(Base):
-    """One failed sign-in, kept to throttle guessing (per name and per address)."""
+class LoginCounter(Base):
+    """Failed sign-ins counted per key within a window: a (name, address) pair, an address, a
+    name from unknown devices, or one known device. Incremented atomically *before* the
+    password is checked (INSERT … ON CONFLICT DO UPDATE … RETURNING), so parallel guesses count.
+    """
 
-    __tablename__ = "login_failures"
+    __tablename__ = "login_counters"
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), index=True)
-    address: Mapped[str] = mapped_column(String(64), index=True)
-    at: Mapped[datetime]
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime]
+    failures: Mapped[int] = mapped_column(Integer)
+
+
+class KnownDevice(Base):
+    """A browser that signed in to an account before (OWASP's device cookie): while an account
+    is locked against unknown clients, the right password from a known device still signs in.
+    Only the SHA-256 of the cookie is stored."""
+
+    __tablename__ = "known_devices"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]

@@ -824,10 +824,10 @@ def safe_next(target: str | None) -> str:
 class WebServer:
     """uvicorn in the foreground, stoppable from another thread (see duban.scheduler.run)."""
 
-    def __init__(self, app: App, host: str, port: int) -> None:
+    def __init__(self, app: App, host: str, port: int, clock: Clock | None = None) -> None:
         import uvicorn
 
-        config = uvicorn.Config(create_app(app), host=host, port=port, log_level="warning")
+        config = uvicorn.Config(create_app(app, clock), host=host, port=port, log_level="warning")
         self._server = uvicorn.Server(config)
         self._where = f"{host}:{port}"
 

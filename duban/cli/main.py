@@ -26,6 +26,7 @@ from rich.table import Table
 from duban.bootstrap import App
 from duban.catalog.expand import planned_tasks
 from duban.catalog.loader import load_catalog
+from duban.cli.demo_cmd import demo
 from duban.domain.due import start_of_day
 from duban.domain.tasks import Action, TaskState
 from duban.engine import actions, feeds, notify_prefs, outbox, users
@@ -55,6 +56,7 @@ app.add_typer(cal_app, name="calendar")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(notify_app, name="notify")
 app.add_typer(user_app, name="user")
+app.command("demo")(demo)
 
 out = Console(markup=False, highlight=False)  # user data is never markup
 err = Console(stderr=True)

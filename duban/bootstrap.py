@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from functools import cached_property
 
 from duban.catalog.calendar import load_calendar
 from duban.catalog.loader import Catalog, load_catalog
+from duban.domain.due import local_date
 from duban.domain.workdays import WorkdayCalendar
+from duban.engine import adoption
 from duban.engine.deliver import DeliverReport, deliver
 from duban.engine.materialize import MaterializeReport, materialize
 from duban.engine.notices import Context
@@ -74,14 +76,32 @@ class App:
             retry=self.settings.retry_policy,
         )
 
-    def init(self, *, now: datetime, load: bool = True) -> SyncReport | None:
+    def init(
+        self,
+        *,
+        now: datetime,
+        load: bool = True,
+        adopted: date | None = None,
+        actor: str = "system",
+    ) -> SyncReport | None:
         """Create or upgrade the schema and (re)load the configured plans; safe to repeat.
 
         The catalog is validated before the database is touched, so a bad file changes nothing.
+        A plan already stored whose file changed is held, not applied (`duban plan apply`).
+        The first init adopts duban on `now`'s local day unless `adopted` says otherwise;
+        `adopted` on a later init moves the date (audited).
         """
         catalog = self.catalog() if load else None
         self.store.upgrade()
-        if catalog is None:
-            return None
         with self.store.write() as session:
-            return sync_catalog(session, catalog, now=now)
+            first = adoption.adopted_on(session) is None
+            today = adoption.first_load_day(session, local_date(now, self.settings.tz))
+            report = None
+            if catalog is not None:
+                report = sync_catalog(session, catalog, now=now, actor=actor, amend=False)
+            stored = adoption.adopted_on(session)
+            day = adopted or stored or today
+            adopting = adoption.set_adopted(session, day, now=now, actor=actor)
+        if report is None:
+            return None
+        return replace(report, adoption=adopting, first_init=first)

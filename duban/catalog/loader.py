@@ -72,6 +72,7 @@ class LoadedPlan:
     events: dict[str, s.EventKind]
     file: str
     content_hash: str
+    file_sha256: str = ""  # the plan's version: the SHA-256 of the file's bytes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +118,8 @@ def _due(spec: s.DueSpec) -> d.DueRule:
         kind = d.EndOfPeriod()
     elif isinstance(spec, s.EndOfQuarterSpec):
         kind = d.EndOfQuarter()
+    elif isinstance(spec, s.EndOfFirstMonthSpec):
+        kind = d.EndOfFirstMonth()
     elif isinstance(spec, s.DayOfNextMonthSpec):
         kind = d.DayOfNextMonth(day=spec.day)
     elif isinstance(spec, s.DateSpec):
@@ -188,14 +191,15 @@ def _check_obligation(
     problems: list[Problem] = []
     at: list[str | int] = ["obligations", i]
     for j, sel in enumerate(spec.responsible):
-        for k, tag in enumerate(sel.tags or []):
-            if tag not in tags:
-                problems.append(
-                    index.problem(
-                        [*at, "responsible", j, "tags", k],
-                        f"unknown tag {tag!r}; known tags: {', '.join(sorted(tags))}",
+        for field in ("tags", "except_tags"):
+            for k, tag in enumerate(getattr(sel, field) or []):
+                if tag not in tags:
+                    problems.append(
+                        index.problem(
+                            [*at, "responsible", j, field, k],
+                            f"unknown tag {tag!r}; known tags: {', '.join(sorted(tags))}",
+                        )
                     )
-                )
         if sel.org is not None and sel.org not in org_ids:
             problems.append(
                 index.problem(
@@ -204,6 +208,14 @@ def _check_obligation(
                     "organization file or fix the id",
                 )
             )
+    if spec.submit_to is not None and spec.submit_to not in org_ids:
+        problems.append(
+            index.problem(
+                [*at, "submit_to"],
+                f"unknown organization {spec.submit_to!r}; the receiver must be in the "
+                "organization file",
+            )
+        )
     if isinstance(spec.recurrence, s.OnEvent) and spec.recurrence.event not in events:
         problems.append(
             index.problem(
@@ -240,7 +252,12 @@ def build_obligation(spec: s.ObligationSpec, header: s.PlanHeader) -> Obligation
         recurrence=_recurrence(spec.recurrence, window.start),
         due=_due(spec.due),
         responsible=tuple(
-            Selector(tags=frozenset(sel.tags or ()), org=sel.org, event_org=sel.event_org)
+            Selector(
+                tags=frozenset(sel.tags or ()),
+                except_tags=frozenset(sel.except_tags),
+                org=sel.org,
+                event_org=sel.event_org,
+            )
             for sel in spec.responsible
         ),
         valid_from=window.start,
@@ -290,7 +307,11 @@ def load_catalog(
             )
         plans.append(
             LoadedPlan(
-                header=parsed.plan, events=parsed.events, file=str(path), content_hash=_hash(data)
+                header=parsed.plan,
+                events=parsed.events,
+                file=str(path),
+                content_hash=_hash(data),
+                file_sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest(),
             )
         )
         for i, spec in enumerate(parsed.obligations):

@@ -105,6 +105,10 @@ class EndOfQuarterSpec(DueBase):
     kind: Literal["end_of_quarter"]
 
 
+class EndOfFirstMonthSpec(DueBase):
+    kind: Literal["end_of_first_month"]
+
+
 class DayOfNextMonthSpec(DueBase):
     kind: Literal["day_of_next_month"]
     day: int = Field(ge=1, le=28)
@@ -133,6 +137,7 @@ class MonthsAfterSpec(DueBase):
 DueSpec = Annotated[
     EndOfPeriodSpec
     | EndOfQuarterSpec
+    | EndOfFirstMonthSpec
     | DayOfNextMonthSpec
     | DateSpec
     | WorkingDaysAfterSpec
@@ -151,6 +156,7 @@ class Notify(StrEnum):
     HEAD = "head"  # the institution's head
     PARENT = "parent"  # the parent organization's duty contact
     COUNTY_OFFICE = "county-office"  # every organization tagged county-office
+    MCH_SECTION = "mch-section"  # every organization tagged mch-section (妇幼健康股)
 
 
 class Reminders(Strict):
@@ -191,9 +197,14 @@ class Source(Strict):
 
 
 class SelectorSpec(Strict):
-    """One of: `tags` (organizations carrying all of them), `org`, or `event_org: true`."""
+    """One of: `tags` (organizations carrying all of them), `org`, or `event_org: true`.
+
+    With `tags`, `except_tags` leaves out organizations carrying any of those tags (e.g. the
+    MCH hospital, which hosts the centre a report goes to, does not report to itself).
+    """
 
     tags: list[str] | None = None
+    except_tags: list[str] = []
     org: str | None = None
     event_org: bool = False
 
@@ -202,12 +213,24 @@ class SelectorSpec(Strict):
         given = sum([bool(self.tags), self.org is not None, self.event_org])
         if given != 1:
             raise ValueError("give exactly one of tags, org or event_org")
+        if self.except_tags and not self.tags:
+            raise ValueError("except_tags narrows a tags selector; give tags too")
         return self
 
 
 class Target(Strict):
+    """A number the text sets for the duty (e.g. 不少于30篇 a year): shown on every task."""
+
     count: int = Field(ge=1)
     unit: str  # e.g. 篇, 次
+    per: str | None = None  # e.g. 方案年度 (the plan year)
+
+
+class Rhythm(StrEnum):
+    """Where the duty's rhythm comes from."""
+
+    TEXT = "text"  # the text fixes it (每季度, 每月5号前, a date, a deadline after an event)
+    CHOSEN = "chosen"  # the text has none; chosen so a continuous duty can be checked
 
 
 class Score(Strict):
@@ -258,7 +281,11 @@ class ObligationSpec(Strict):
     escalation: list[EscalationStep] | None = None
     score: list[Score] = []
     form: FormSpec | None = None  # a blank form the plan gives for the duty
-    note: str | None = None  # why an ambiguous clause was read this way
+    # the organization the text says receives the submission; its users review it
+    submit_to: str | None = Field(default=None, pattern=CODE)
+    rhythm: Rhythm | None = None  # whether the text fixes the rhythm or it was chosen
+    # for county staff, Chinese first: what the evidence must show, how the deadline was read
+    note: str | None = None
 
     @model_validator(mode="after")
     def _due_fits_recurrence(self) -> ObligationSpec:
@@ -330,6 +357,8 @@ class OrgSpec(Strict):
     parent: str | None = None
     tags: list[str] = []
     contacts: dict[Literal["duty", "head"], Contact] = {}
+    # the day the organization started using duban: nothing that fell due before it is owed
+    joined: date | None = None
 
 
 class OrgFile(Strict):

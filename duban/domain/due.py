@@ -37,6 +37,15 @@ class EndOfQuarter:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EndOfFirstMonth:
+    """Due on the last day of the period's first month: a yearly work plan is due by the end
+    of January of the year it plans for (not on 31 December, when the year is over)."""
+
+    def raw(self, period: Period, calendar: WorkdayCalendar) -> date:
+        return calendar_period(Cadence.MONTHLY, period.start).end
+
+
+@dataclass(frozen=True, kw_only=True)
 class DayOfNextMonth:
     """Due on day `day` of the month after the period ends (Annex 4: "每月5号前上报")."""
 
@@ -98,6 +107,7 @@ class MonthsAfter:
 DueKind = (
     EndOfPeriod
     | EndOfQuarter
+    | EndOfFirstMonth
     | DayOfNextMonth
     | FixedDate
     | WorkingDaysAfter

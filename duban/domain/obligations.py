@@ -13,10 +13,12 @@ from duban.domain.workdays import WorkdayCalendar
 
 @dataclass(frozen=True, kw_only=True)
 class Selector:
-    """Who is responsible: every active organization carrying *all* of `tags`, the one
-    organization `org`, or (for event chains) the organization where the event happened."""
+    """Who is responsible: every active organization carrying *all* of `tags` and none of
+    `except_tags`, the one organization `org`, or (for event chains) the organization where
+    the event happened."""
 
     tags: frozenset[str] = field(default_factory=frozenset)
+    except_tags: frozenset[str] = field(default_factory=frozenset)
     org: str | None = None
     event_org: bool = False
 

@@ -4,6 +4,8 @@
      │  ▲               │
      │  └──submit── rejected ◀──reject──┘
      └──waive (reason)──▶ waived      (a rejected task may be waived too)
+     └──withdraw (reason)──▶ withdrawn  (the plan was amended and the duty withdrawn, or the
+                                          task fell due before the deployment adopted duban)
 
 Overdue and late are never stored: they follow from the due instant, the last submission
 and `now`, so they cannot drift from the facts.
@@ -24,6 +26,7 @@ class TaskState(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     WAIVED = "waived"
+    WITHDRAWN = "withdrawn"
 
 
 class Action(StrEnum):
@@ -31,6 +34,7 @@ class Action(StrEnum):
     ACCEPT = "accept"
     REJECT = "reject"
     WAIVE = "waive"
+    WITHDRAW = "withdraw"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +55,11 @@ TRANSITIONS: dict[Action, Transition] = {
     Action.WAIVE: Transition(
         allowed_from=frozenset({TaskState.OPEN, TaskState.REJECTED}),
         to=TaskState.WAIVED,
+        needs_reason=True,
+    ),
+    Action.WITHDRAW: Transition(
+        allowed_from=frozenset({TaskState.OPEN, TaskState.REJECTED}),
+        to=TaskState.WITHDRAWN,
         needs_reason=True,
     ),
 }

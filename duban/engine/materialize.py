@@ -6,6 +6,12 @@ creates the tasks of every responsible organization in a single statement; the d
 the fan-out, so memory does not grow with the number of organizations. Events are handled the
 same way: one statement per (event, obligation of that event kind).
 
+Adoption (duban.engine.adoption): no task is created for a period that fell due before the
+deployment adopted duban, before the organization joined, or before the day the obligation's
+current version was applied (`effective_from`); an obligation whose window ended before
+adoption creates nothing. Each task records the plan version (the file's SHA-256) and the
+obligation version it was created under.
+
 Idempotence: tasks are unique on (obligation, organization, period), so a second run inserts
 nothing. A run after a week of downtime creates exactly the periods that opened meanwhile.
 Each obligation-period is committed in its own transaction together with a marker
@@ -35,6 +41,7 @@ from duban.domain.obligations import Obligation, Selector
 from duban.domain.periods import Period, event_period
 from duban.domain.tasks import TaskState
 from duban.domain.workdays import WorkdayCalendar
+from duban.engine.adoption import adopted_on, joined_clause
 from duban.engine.sync import roster_version
 from duban.store import audit
 from duban.store.db import Store
@@ -88,7 +95,11 @@ def selector_clause(selector: Selector, event_org_id: int | None = None) -> Colu
         *(
             exists().where(OrgTag.org_id == Organization.id, OrgTag.tag == tag)
             for tag in sorted(selector.tags)
-        )
+        ),
+        *(
+            ~exists().where(OrgTag.org_id == Organization.id, OrgTag.tag == tag)
+            for tag in sorted(selector.except_tags)
+        ),
     )
 
 
@@ -107,6 +118,8 @@ def _insert_tasks(
     now: datetime,
     event_id: int | None = None,
     event_org_id: int | None = None,
+    plan_version: str | None = None,
+    spec_hash: str | None = None,
 ) -> int:
     who = or_(*(selector_clause(sel, event_org_id) for sel in ob.responsible))
     cols: dict[str, Any] = {
@@ -122,8 +135,12 @@ def _insert_tasks(
         "event_id": literal(event_id, Task.event_id.type),
         "created_at": literal(now, Task.created_at.type),
         "updated_at": literal(now, Task.updated_at.type),
+        "plan_version": literal(plan_version, Task.plan_version.type),
+        "spec_hash": literal(spec_hash, Task.spec_hash.type),
     }
-    query = select(*(v.label(k) for k, v in cols.items())).where(Organization.active, who)
+    query = select(*(v.label(k) for k, v in cols.items())).where(
+        Organization.active, who, joined_clause(due)
+    )
     stmt = (
         _upsert(session)(Task)
         .from_select(list(cols), query)
@@ -134,8 +151,8 @@ def _insert_tasks(
     return int(result.rowcount)
 
 
-def _fingerprint(row: ObligationRow, roster: str) -> str:
-    return hashlib.sha256(f"{row.content_hash}:{roster}".encode()).hexdigest()
+def _fingerprint(row: ObligationRow, roster: str, adopted: date | None) -> str:
+    return hashlib.sha256(f"{row.content_hash}:{roster}:{adopted or ''}".encode()).hexdigest()
 
 
 def _mark(
@@ -179,6 +196,8 @@ def materialize(
             query = query.where(ObligationRow.event_kind == event_kind)
         rows = list(session.scalars(query.order_by(ObligationRow.code)))
         plan_codes = {pid: code for pid, code in session.execute(select(Plan.id, Plan.code))}
+        versions = {i: v for i, v in session.execute(select(Plan.id, Plan.file_sha256))}
+        adopted = adopted_on(session)
         done = {
             (m.obligation_id, m.period_key): m.fingerprint
             for m in session.scalars(select(Materialization))
@@ -186,9 +205,12 @@ def materialize(
         events = list(session.scalars(select(Event).where(Event.occurred_on <= today)))
     for n, row in enumerate(rows, 1):
         ob = domain_obligation(row, plan_codes[row.plan_id])
-        fp = _fingerprint(row, roster)
+        fp = _fingerprint(row, roster, adopted)
+        owed_from = max((d for d in (adopted, row.effective_from) if d is not None), default=None)
         work: list[tuple[Period, Event | None]]
-        if ob.event is None:
+        if adopted is not None and ob.valid_until < adopted:
+            work = []  # the plan's window ended before adoption: it creates nothing
+        elif ob.event is None:
             work = [(period, None) for period in ob.opened_periods(today)]
         else:
             work = [
@@ -202,6 +224,9 @@ def materialize(
                 report.periods_skipped += 1
                 continue
             due = ob.due_date(period, calendar)
+            if owed_from is not None and due < owed_from:
+                report.periods_skipped += 1  # fell due before adoption or this version
+                continue
             with store.write() as session:
                 created = _insert_tasks(
                     session,
@@ -213,6 +238,8 @@ def materialize(
                     now=now,
                     event_id=ev.id if ev else None,
                     event_org_id=ev.org_id if ev else None,
+                    plan_version=versions.get(row.plan_id),
+                    spec_hash=row.content_hash,
                 )
                 _mark(
                     session,

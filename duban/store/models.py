@@ -81,6 +81,7 @@ class Organization(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     contacts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    joined: Mapped[date | None] = mapped_column(Date)  # nothing due before it is owed
 
 
 class OrgTag(Base):
@@ -105,6 +106,7 @@ class Plan(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     events: Mapped[dict[str, Any]] = mapped_column(default=dict)
     loaded_at: Mapped[datetime]
+    file_sha256: Mapped[str | None] = mapped_column(String(64))  # the version applied
 
 
 class ObligationRow(Base):
@@ -118,6 +120,24 @@ class ObligationRow(Base):
     spec: Mapped[dict[str, Any]]
     content_hash: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # who receives and reviews submissions (the plan's submit_to); None: the administrators
+    receiver_org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    # set by `duban plan apply`: periods due before the day a version was applied are not
+    # created under it (None: owed from adoption on)
+    effective_from: Mapped[date | None] = mapped_column(Date)
+
+
+class ObligationVersion(Base):
+    """Every version of an obligation's spec that was ever stored: a task names the one it
+    was created under (`tasks.spec_hash`), so an amendment never rewrites its rule."""
+
+    __tablename__ = "obligation_versions"
+
+    obligation_id: Mapped[int] = mapped_column(ForeignKey("obligations.id"), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spec: Mapped[dict[str, Any]]
+    plan_version: Mapped[str | None] = mapped_column(String(64))
+    stored_at: Mapped[datetime]
 
 
 class Event(Base):
@@ -156,6 +176,8 @@ class Task(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    plan_version: Mapped[str | None] = mapped_column(String(64))  # the plan file's SHA-256
+    spec_hash: Mapped[str | None] = mapped_column(String(64))  # its obligation_versions row
 
     __table_args__ = (
         UniqueConstraint("obligation_id", "org_id", "period_key", name="uq_tasks_key"),

@@ -26,10 +26,11 @@ from rich.table import Table
 from duban.bootstrap import App
 from duban.catalog.expand import planned_tasks
 from duban.catalog.loader import load_catalog
+from duban.cli import plans
 from duban.cli.demo_cmd import demo
 from duban.domain.due import start_of_day
 from duban.domain.tasks import Action, TaskState
-from duban.engine import actions, feeds, notify_prefs, outbox, users
+from duban.engine import actions, adoption, amend, feeds, notify_prefs, outbox, users
 from duban.engine.materialize import materialize
 from duban.engine.queries import list_tasks
 from duban.errors import DubanError, PlanError
@@ -121,11 +122,25 @@ def init(
         bool, typer.Option("--no-load", help="Only create/upgrade the schema; load no plans.")
     ] = False,
     now: NowOption = None,
+    adopted: Annotated[
+        str | None,
+        typer.Option(
+            "--adopted",
+            help="The day this deployment started using duban (default: the first init's "
+            "day); nothing that fell due before it is owed. Changing it later is audited.",
+        ),
+    ] = None,
+    actor: ActorOption = None,
 ) -> None:
     """Create or upgrade the database and load the configured plans and organizations."""
     ctx = _app()
     with errors():
-        report = ctx.init(now=parse_moment(now, ctx), load=not no_load)
+        report = ctx.init(
+            now=parse_moment(now, ctx),
+            load=not no_load,
+            adopted=_day(adopted) if adopted else None,
+            actor=actor_name(actor),
+        )
     out.print(f"database ready: {ctx.store.engine.url.render_as_string(hide_password=True)}")
     if report:
         out.print(
@@ -133,6 +148,7 @@ def init(
             f"({report.changed_obligations} new or changed), {report.organizations} "
             "organizations"
         )
+        plans.print_init(out, report)
     if not users.has_admin(ctx.store):
         out.print(
             "no administrator yet; create the first one with\n"
@@ -162,13 +178,18 @@ def plan_show(
     year: Annotated[int | None, typer.Option(help="Only due dates in this year.")] = None,
     org: Annotated[str | None, typer.Option(help="Only this organization.")] = None,
 ) -> None:
-    """Every due date of the plans (per obligation and period), from the plan files."""
+    """Every due date of the plans (per obligation and period), from the plan files, and
+    which periods each plan still owes from the deployment's adoption day on."""
     ctx = _app()
     with errors():
         catalog = ctx.catalog()
+        adopted = adoption_day(ctx)
         rows: dict[tuple[date, str, str], list[str]] = {}
-        for t in planned_tasks(catalog, ctx.calendar, org=org, year=year):
+        for t in planned_tasks(catalog, ctx.calendar, org=org, year=year, adopted=adopted):
             rows.setdefault((t.due, t.obligation, t.period.key), []).append(t.org)
+        plans.print_owed(
+            out, catalog, planned_tasks(catalog, ctx.calendar, org=org), adopted=adopted
+        )
     titles = {o.domain.code: o.domain.title for o in catalog.obligations}
     table = Table("due 截止", "obligation 职责", "period 周期", "title 名称", "organizations 机构")
     for (due, code, key), who in sorted(rows.items()):
@@ -181,6 +202,58 @@ def plan_show(
         )
     out.print(table)
     out.print(f"{len(rows)} due dates")
+
+
+def adoption_day(ctx: App) -> date | None:
+    """The database's adoption day, without creating a database that does not exist yet."""
+    if not ctx.store.is_initialised():
+        return None
+    with ctx.store.read() as session:
+        return adoption.adopted_on(session)
+
+
+PlanFileArg = Annotated[Path, typer.Argument(help="The plan file (a new version, or a new plan).")]
+
+
+@plan_app.command("diff")
+def plan_diff(file: PlanFileArg, now: NowOption = None) -> None:
+    """What applying FILE would change, against what the database holds; writes nothing."""
+    ctx = _app()
+    with errors():
+        catalog = load_catalog([file], ctx.settings.org_files, ctx.calendar)
+        if not ctx.store.is_initialised():
+            fail("the database is not initialised; run `duban init` first")
+        found = amend.diff(
+            ctx.store, catalog, calendar=ctx.calendar, now=parse_moment(now, ctx), tz=ctx.tz
+        )
+    plans.print_diff(out, found)
+
+
+@plan_app.command("apply")
+def plan_apply(
+    file: PlanFileArg,
+    reason: Annotated[
+        str | None, typer.Option(help="Why (closes the open tasks of withdrawn duties).")
+    ] = None,
+    now: NowOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Apply FILE as the plan's new version: shows the changes, keeps history, audits it."""
+    ctx = _app()
+    with errors():
+        catalog = load_catalog([file], ctx.settings.org_files, ctx.calendar)
+        if not ctx.store.is_initialised():
+            fail("the database is not initialised; run `duban init` first")
+        report = amend.apply(
+            ctx.store,
+            catalog,
+            calendar=ctx.calendar,
+            now=parse_moment(now, ctx),
+            tz=ctx.tz,
+            actor=actor_name(actor),
+            reason=reason,
+        )
+    plans.print_apply(out, report)
 
 
 @app.command()

@@ -49,6 +49,7 @@ DEATH_DAYS_BEFORE = 31  # the maternal death happened about a month before the a
 PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 PASSWORD_LENGTH = 16
 COUNTY = "user:admin"  # the county commission's reviewer in the history
+PREPARE = timedelta(minutes=10)  # evidence goes in this long before the submission
 
 #: (name, role, organization, what the user sees), printed with their passwords
 DEMO_USERS = (
@@ -171,8 +172,8 @@ class _History:
         minute = self.rng.randrange(8 * 60 + 30, 17 * 60 + 30)
         moment = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=self.tz)
         moment = moment.astimezone(UTC)
-        if earliest is not None and moment <= earliest:
-            moment = earliest + timedelta(minutes=self.rng.randrange(20, 90))
+        if earliest is not None and moment < earliest + PREPARE:
+            moment = earliest + PREPARE + timedelta(minutes=self.rng.randrange(5, 60))
         return moment
 
     def workday(self, day: date, back: bool = False) -> date:
@@ -203,31 +204,42 @@ class _History:
     def actor(self, task: _Task) -> str:
         return self.actors.get(task.org, f"demo:{task.org}")
 
-    def submit(self, task: _Task, note: str) -> Callable[[datetime], None]:
+    def submit(self, task: _Task, note: str, when: datetime) -> bool:
+        """Queue the evidence (files for some, a note for all) and, PREPARE later, the
+        submission; says whether the submission falls before the as-of moment."""
         with_file = self.rng.random() < P_FILE
+        who = self.actor(task)
+
+        def upload(kind: str) -> Callable[[datetime], None]:
+            def step(now: datetime) -> None:
+                evidence.store_upload(
+                    self.app.store,
+                    folder=Path(self.app.settings.evidence_dir),
+                    task_id=task.id,
+                    filename=f"{task.obligation}-{task.period}-{kind}.pdf",
+                    stream=io.BytesIO(tiny_pdf(f"{task.org} {task.obligation} {kind}")),
+                    max_bytes=1 << 20,
+                    actor=who,
+                    now=now,
+                    kind=kind,
+                )
+
+            return step
+
+        def write_note(now: datetime) -> None:
+            actions.add_note(self.app.store, task_id=task.id, note=note, actor=who, now=now)
 
         def step(now: datetime) -> None:
-            who = self.actor(task)
-            if with_file:
-                for n, kind in enumerate(task.kinds):
-                    evidence.store_upload(
-                        self.app.store,
-                        folder=Path(self.app.settings.evidence_dir),
-                        task_id=task.id,
-                        filename=f"{task.obligation}-{task.period}-{kind}.pdf",
-                        stream=io.BytesIO(tiny_pdf(f"{task.org} {task.obligation} {kind}")),
-                        max_bytes=1 << 20,
-                        actor=who,
-                        now=now - timedelta(minutes=10 - n),
-                        kind=kind,
-                    )
-            before = now - timedelta(minutes=2)
-            actions.add_note(self.app.store, task_id=task.id, note=note, actor=who, now=before)
             actions.transition(
                 self.app.store, task_id=task.id, action=Action.SUBMIT, actor=who, now=now
             )
 
-        return step
+        if when >= self.as_of:
+            return False
+        for n, kind in enumerate(task.kinds if with_file else ()):
+            self.schedule(when - PREPARE + timedelta(minutes=n), upload(kind))
+        self.schedule(when - timedelta(minutes=1), write_note)
+        return self.schedule(when, step)
 
     def review(
         self, task: _Task, action: Action, reason: str | None = None
@@ -251,7 +263,7 @@ class _History:
                 span = max(0.0, (min(task.due_at, self.as_of) - created).total_seconds())
                 moment = created + timedelta(seconds=self.rng.random() * span)
                 when = self.at(self.workday(local_date(moment, self.tz)), earliest=created)
-                if self.schedule(when, self.submit(task, note)):
+                if self.submit(task, note, when):
                     self.schedule(self.later(when, self.rng.randint(1, 4)), self.accept(task))
             return
         if r < P_WAIVED:
@@ -263,12 +275,12 @@ class _History:
         elif r < P_LATE:
             day = self.workday(due_day + timedelta(days=self.rng.randint(1, 12)))
             when = self.at(day, earliest=created)
-            if self.schedule(when, self.submit(task, note)):
+            if self.submit(task, note, when):
                 self.schedule(self.later(when, self.rng.randint(1, 4)), self.accept(task))
         else:
             day = self.workday(due_day - timedelta(days=self.rng.randint(0, 10)), back=True)
             when = self.at(day, earliest=created)
-            if not self.schedule(when, self.submit(task, note)):
+            if not self.submit(task, note, when):
                 return
             if r >= P_REJECTED:
                 self.schedule(self.later(when, self.rng.randint(1, 5)), self.accept(task))
@@ -279,7 +291,7 @@ class _History:
                 return
             again = self.later(rejected, self.rng.randint(1, 4))
             fixed = f"已按审核意见补充：{reason.rstrip('。')}。"
-            if self.schedule(again, self.submit(task, fixed)):
+            if self.submit(task, fixed, again):
                 self.schedule(self.later(again, self.rng.randint(1, 3)), self.accept(task))
 
     def accept(self, task: _Task) -> Callable[[datetime], None]:
@@ -292,7 +304,7 @@ class _History:
         if task.obligation.endswith("death-notify"):
             when = self.at(self.app.calendar.add_workdays(occurred, 2))
             note = "已于规定时限内书面通报县妇幼保健院（附通报单）。"
-            if self.schedule(when, self.submit(task, note)):
+            if self.submit(task, note, when):
                 self.schedule(self.later(when, 1), self.accept(task))
         elif task.obligation.endswith("death-hospital-review"):
             draft = "院内评审材料整理中，拟于截止前召开评审会。"
@@ -363,12 +375,12 @@ def build(
             role=role,
             org=org,
             password=password,
-            now=loaded + timedelta(minutes=5 + n),
+            now=loaded + timedelta(minutes=1 + n),
             actor="cli:demo",
         )
         made.append(DemoUser(name=name, role=role, org=org, password=password, sees=sees))
     history = _History(app, as_of=moment, seed=seed)
-    history.materialize(loaded + timedelta(minutes=1))
+    history.materialize(loaded + timedelta(minutes=len(DEMO_USERS) + 1))
     starts = sorted(
         {
             start_of_day(p.start, tz)

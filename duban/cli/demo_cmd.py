@@ -164,8 +164,8 @@ def demo(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("duban.engine.materialize").setLevel(logging.WARNING)
+    for quiet in ("apscheduler", "alembic", "duban.engine.materialize"):
+        logging.getLogger(quiet).setLevel(logging.WARNING)  # a year of history in a few lines
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         day = date.fromisoformat(as_of)

@@ -1,0 +1,205 @@
+"""The engine steps as Prefect flows: thin wrappers over `duban.engine`, nothing more.
+
+Every flow takes `now` from the flow run's scheduled start time
+(`prefect.runtime.flow_run.scheduled_start_time`), never from the clock: a late, retried or
+re-run flow run computes exactly what an on-time one would have, because the engine steps
+compute what should exist as of `now` and insert only what is missing (unique keys, ON
+CONFLICT DO NOTHING). Two runs of one duty and period at the same moment, or a run killed
+half-way and retried, therefore end in the same state as one clean run.
+
+- `materialize_duty(duty)`: one duty as of its period's opening: one INSERT … SELECT per
+  obligation-period for all organizations (the database does the fan-out), so flow runs grow
+  with duties × periods, never with institutions.
+- `reconcile()`: everything, hourly: periods missed, changed rosters, and event-triggered
+  duties (an event's tasks are created when it is recorded; reconcile is the safety net).
+- `sweep()`: reminders, escalations and digests into the outbox, every 15 minutes.
+- `deliver()`: the outbox to SMTP (or .eml files), every minute.
+
+Each run publishes a markdown artifact (created, enqueued, sent, retried, failed) and logs
+through Prefect's run logger. Settings (database, SMTP, plans) come from the worker's
+environment (`DUBAN_*`) or its `duban.toml`, as for every other duban command.
+
+Only one of `duban run` and Prefect may drive a database: each flow run first takes the
+scheduler lease (`duban.engine.lease`) for the holder `PREFECT_HOLDER`, shared by all flow
+runs, and refuses to run while `duban run` holds it; `duban run` in turn refuses to start
+while Prefect's lease is live (it expires `PREFECT_LEASE_TTL` after the last flow run).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+
+from duban.bootstrap import App
+from duban.engine import lease
+from duban.engine.materialize import materialize
+from duban.errors import SchedulerBusy
+
+#: the scheduler-lease holder for every Prefect flow run (they share it; `duban run` doesn't)
+PREFECT_HOLDER = "Prefect flows (duban prefect deploy)"
+#: longer than the deliver interval, so a running Prefect deployment always holds the lease,
+#: short enough that `duban run` can take over soon after the Prefect deployments stop
+PREFECT_LEASE_TTL = timedelta(minutes=5)
+#: a failed run (database unreachable, a deadlock) is retried; the steps are idempotent
+RETRIES = 2
+RETRY_DELAY_SECONDS = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSummary:
+    """What one flow run did; the artifact's table and the flow's return value."""
+
+    step: str
+    now: datetime
+    created: int = 0
+    enqueued: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    detail: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "enqueued": self.enqueued,
+            "sent": self.sent,
+            "retried": self.retried,
+            "failed": self.failed,
+        }
+
+    def markdown(self, tz_name: str, local: datetime) -> str:
+        rows = [
+            f"### duban {self.step} as of {local:%Y-%m-%d %H:%M} ({tz_name})",
+            "",
+            "| created | enqueued | sent | retried | failed |",
+            "|---:|---:|---:|---:|---:|",
+            f"| {self.created} | {self.enqueued} | {self.sent} | {self.retried} | {self.failed} |",
+        ]
+        if self.detail:
+            rows += ["", *(f"- {line}" for line in self.detail)]
+        return "\n".join(rows) + "\n"
+
+
+def scheduled_now() -> datetime:
+    """The flow run's scheduled start time as an aware UTC datetime: the engine's `now`.
+
+    A run started by hand has its creation time as its scheduled start, so it acts now.
+    """
+    moment = flow_run.scheduled_start_time
+    return datetime.fromisoformat(moment.isoformat()).astimezone(UTC)
+
+
+def claim_database(app: App) -> None:
+    """Take (or renew) the scheduler lease for Prefect; raise if `duban run` holds it."""
+    other = lease.acquire(
+        app.store, holder=PREFECT_HOLDER, now=datetime.now(UTC), ttl=PREFECT_LEASE_TTL
+    )
+    if other is not None:
+        raise SchedulerBusy(
+            f"`duban run` drives this database: {other}. Only one scheduler may act on a "
+            "database: stop `duban run` (its lease then expires) or pause these deployments"
+        )
+
+
+@contextmanager
+def engine_app() -> Iterator[App]:
+    """duban wired from the worker's settings, holding the lease, disposed afterwards."""
+    app = App()
+    try:
+        claim_database(app)
+        yield app
+    finally:
+        app.store.dispose()
+
+
+def _artifact_key(step: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", f"duban-{step}".lower()).strip("-")
+
+
+def publish(app: App, summary: RunSummary) -> dict[str, int]:
+    """Log the summary through Prefect's run logger and publish it as a markdown artifact."""
+    local = summary.now.astimezone(app.tz)
+    counts = summary.as_dict()
+    get_run_logger().info(
+        "%s as of %s: %s",
+        summary.step,
+        local.isoformat(),
+        ", ".join(f"{k} {v}" for k, v in counts.items()),
+    )
+    create_markdown_artifact(
+        markdown=summary.markdown(app.settings.timezone, local),
+        key=_artifact_key(summary.step),
+        description=f"duban {summary.step} as of {local:%Y-%m-%d %H:%M}",
+    )
+    return counts
+
+
+@flow(name="duban-materialize", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS)
+def materialize_duty(duty: str) -> dict[str, int]:
+    """Create the tasks of one duty for every period opened by the scheduled start time."""
+    now = scheduled_now()
+    with engine_app() as app:
+        report = materialize(app.store, calendar=app.calendar, now=now, tz=app.tz, only=duty)
+        if report.periods_checked == 0:
+            get_run_logger().warning(
+                "duty %s owes no period by %s, or is not active in the catalog "
+                "(left the plan? run `duban prefect deploy` to pause its deployment)",
+                duty,
+                now.isoformat(),
+            )
+        detail = (
+            f"{report.periods_checked} periods checked, {report.periods_skipped} already done",
+        )
+        return publish(
+            app, RunSummary(step=duty, now=now, created=report.tasks_created, detail=detail)
+        )
+
+
+@flow(name="duban-reconcile", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS)
+def reconcile() -> dict[str, int]:
+    """Create every task that should exist by the scheduled start time (all duties, events)."""
+    now = scheduled_now()
+    with engine_app() as app:
+        report = materialize(app.store, calendar=app.calendar, now=now, tz=app.tz)
+        detail = tuple(f"{code}: +{n}" for code, n in sorted(report.by_obligation.items()))
+        return publish(
+            app, RunSummary(step="reconcile", now=now, created=report.tasks_created, detail=detail)
+        )
+
+
+@flow(name="duban-sweep", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS)
+def sweep() -> dict[str, int]:
+    """Decide each open task's ladder step and enqueue reminders, escalations and digests."""
+    now = scheduled_now()
+    with engine_app() as app:
+        report = app.sweep(now)
+        detail = (f"{report.marks} ladder steps reached",)
+        return publish(
+            app, RunSummary(step="sweep", now=now, enqueued=report.messages, detail=detail)
+        )
+
+
+@flow(name="duban-deliver")
+def deliver() -> dict[str, int]:
+    """Send the outbox messages that are due (no retries: the next run is a minute away)."""
+    now = scheduled_now()
+    with engine_app() as app:
+        report = app.deliver(now)
+        return publish(
+            app,
+            RunSummary(
+                step="deliver",
+                now=now,
+                sent=report.sent,
+                retried=report.retried,
+                failed=report.failed,
+                detail=tuple(report.errors),
+            ),
+        )

@@ -28,6 +28,7 @@ from duban.catalog.expand import planned_tasks
 from duban.catalog.loader import load_catalog
 from duban.cli import plans
 from duban.cli.demo_cmd import demo
+from duban.cli.prefect_cmd import prefect_app
 from duban.domain.due import start_of_day
 from duban.domain.tasks import Action, TaskState
 from duban.engine import actions, adoption, amend, feeds, notify_prefs, outbox, users
@@ -57,6 +58,7 @@ app.add_typer(cal_app, name="calendar")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(notify_app, name="notify")
 app.add_typer(user_app, name="user")
+app.add_typer(prefect_app, name="prefect")
 app.command("demo")(demo)
 
 out = Console(markup=False, highlight=False)  # user data is never markup

@@ -43,6 +43,36 @@ def _workdays_left(ctx: Context, due: date) -> int | None:
         return None
 
 
+RHYTHM_WORDS = {
+    "text": ("周期或期限为文件原文所定", "the rhythm or deadline is written in the text"),
+    "chosen": (
+        "原文未定周期，为使持续性工作可以检查而设定",
+        "the text sets no rhythm; chosen so that a continuous duty can be checked",
+    ),
+}
+
+
+def plan_words(spec: dict[str, Any]) -> dict[str, Any]:
+    """The plan's own words about a duty, Chinese first: its explanation for county staff
+    (`note`), its target where the text sets one, and where its rhythm comes from."""
+    target = spec.get("target") or None
+    rhythm = spec.get("rhythm")
+    zh, en = RHYTHM_WORDS.get(rhythm or "", ("", ""))
+    per = (target or {}).get("per")
+    return {
+        "note": spec.get("note"),
+        "target": (
+            f"不少于{target['count']}{target['unit']}" + (f"（{per}）" if per else "")
+            if target
+            else None
+        ),
+        "target_en": f"at least {target['count']} ({target['unit']})" if target else None,
+        "rhythm": rhythm,
+        "rhythm_zh": zh,
+        "rhythm_en": en,
+    }
+
+
 def task_item(
     ctx: Context, task: Task, ob: ObligationRow, org: Organization, uploaded: set[str]
 ) -> dict[str, Any]:
@@ -69,6 +99,7 @@ def task_item(
         "days_overdue": days_overdue(task.due_date, ctx.today) if overdue else 0,
         "workdays_left": _workdays_left(ctx, task.due_date),
         "missing": [k for k in spec["evidence"] if k not in uploaded],
+        **plan_words(spec),
     }
 
 

@@ -28,7 +28,7 @@ from starlette.datastructures import UploadFile
 from duban.bootstrap import App
 from duban.catalog.expand import planned_tasks
 from duban.domain.tasks import Action
-from duban.engine import actions, evidence, feeds, users
+from duban.engine import actions, evidence, feeds, permissions, users
 from duban.engine.users import AuthError, Principal
 from duban.errors import DubanError, NotFound
 from duban.store.models import Evidence
@@ -407,10 +407,17 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
 
     @web.get("/review", response_class=HTMLResponse, include_in_schema=False)
     def review_queue(request: Request) -> Response:
-        who = require(request, ("admin",))
+        who = require(request, ("admin", "institution"))
         number, fetch, offset = paging(request, PAGE_ROWS)
         rows = views.tasks(
-            app.store, who, now=now(), tz=tz, states=("submitted",), limit=fetch, offset=offset
+            app.store,
+            who,
+            now=now(),
+            tz=tz,
+            states=("submitted",),
+            limit=fetch,
+            offset=offset,
+            review=True,  # an institution reviews what its plan sends it (permissions)
         )
         return export(request, "review", task_columns, rows) or page(
             request,
@@ -584,7 +591,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
 
     def upload(request: Request, who: Principal, task_id: int, form: Any) -> list[evidence.Stored]:
         task = views.task_detail(app.store, who, task_id, now=now(), tz=tz, calendar=app.calendar)
-        if who.role == "auditor" or (who.role == "institution" and task["org_id"] != who.org_id):
+        if not permissions.may_add_evidence(who, org_id=task["org_id"]):
             raise Denied("only the institution (or an administrator) adds evidence")
         if task["state"] not in ("open", "rejected"):
             raise DubanError(
@@ -644,12 +651,13 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     def act(who: Principal, task_id: int, action: Action, reason: str | None) -> str:
         task = views.task_detail(app.store, who, task_id, now=now(), tz=tz, calendar=app.calendar)
         if action is Action.SUBMIT:
-            if who.role == "auditor" or (
-                who.role == "institution" and task["org_id"] != who.org_id
-            ):
+            if not permissions.may_submit(who, org_id=task["org_id"]):
                 raise Denied("only the institution (or an administrator) submits")
-        elif who.role != "admin":
-            raise Denied("only an administrator reviews or waives")
+        elif action is Action.WAIVE:
+            if not permissions.may_waive(who):
+                raise Denied("only an administrator waives")
+        elif not permissions.may_review(who, receiver_org_id=task["receiver_org_id"]):
+            raise Denied("only an administrator or the receiving institution reviews")
         return actions.transition(
             app.store,
             task_id=task_id,

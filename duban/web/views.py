@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from duban.domain.due import local_date
 from duban.domain.tasks import PENDING, TaskState, days_overdue, is_late, is_overdue
 from duban.domain.workdays import WorkdayCalendar
+from duban.engine import permissions
+from duban.engine.notices import plan_words
 from duban.engine.users import Principal
 from duban.errors import CalendarYearMissing, NotFound
 from duban.store import audit
@@ -27,6 +29,7 @@ from duban.store.models import (
     AuditEvent,
     Evidence,
     ObligationRow,
+    ObligationVersion,
     Organization,
     OrgTag,
     Task,
@@ -48,12 +51,6 @@ class Filters:
 
 class Forbidden(Exception):
     """The principal may not see or do this."""
-
-
-def _scoped(query: Select[Any], who: Principal) -> Select[Any]:
-    if who.role == "institution":
-        return query.where(Task.org_id == (who.org_id if who.org_id is not None else -1))
-    return query
 
 
 def _id_of(session: Session, column: Any, code: str) -> int:
@@ -155,6 +152,7 @@ def tasks(
     limit: int = 5000,
     offset: int = 0,
     newest_first: bool = False,
+    review: bool = False,
 ) -> list[dict[str, Any]]:
     """Tasks whose period has opened, scoped and filtered, ordered by due date.
 
@@ -162,6 +160,8 @@ def tasks(
     orders (ix_tasks_pending_due, ix_tasks_due), so a page of a million tasks stops reading
     after its rows instead of sorting them all. Oldest due first is also longest overdue first.
     Rows are plain columns; each obligation's clause and titles are read once per call.
+    Visibility is duban.engine.permissions' rule; `review` narrows it to the submissions the
+    principal reviews (all for an administrator, those sent to an institution's organization).
     """
     with store.read() as session:
         query: Any = (
@@ -169,7 +169,8 @@ def tasks(
             .join(Organization, Organization.id == Task.org_id)
             .where(Task.opens_at <= now)
         )
-        query = _filtered(session, _scoped(query, who), filters)
+        scoped = (permissions.review_scope if review else permissions.scope)(session, query, who)
+        query = _filtered(session, scoped, filters)
         if overdue_only:
             query = query.where(Task.state.in_([s.value for s in PENDING]), Task.due_at <= now)
         if states:
@@ -247,15 +248,25 @@ def task_detail(
         if found is None:
             raise NotFound("task", task_id)
         task, ob, org = found
-        if not who.can_see_org(task.org_id):
+        if not permissions.may_see(
+            who,
+            org_id=task.org_id,
+            receiver_org_id=ob.receiver_org_id,
+            submitted_once=task.first_submitted_at is not None,
+        ):
             raise Forbidden(f"task {task_id} belongs to another organization")
+        # the rule the task was created under, even if the plan was amended since
+        version = (
+            session.get(ObligationVersion, (ob.id, task.spec_hash)) if task.spec_hash else None
+        )
+        receiver = session.get(Organization, ob.receiver_org_id) if ob.receiver_org_id else None
         evidence = list(
             session.scalars(
                 select(Evidence).where(Evidence.task_id == task.id).order_by(Evidence.id)
             )
         )
     today = local_date(now, tz)
-    spec = ob.spec
+    spec = version.spec if version is not None else ob.spec
     row = task_row(task, Duty.of(ob.code, ob.title, spec), org.code, org.name, now, tz)
     uploaded = {e.kind for e in evidence}
     try:
@@ -264,7 +275,6 @@ def task_detail(
         left = None
     row.update(
         quote=spec["source"]["quote"],
-        note=spec.get("note"),
         required=list(spec["evidence"]),
         form=bool(spec.get("form")),
         missing=[k for k in spec["evidence"] if k not in uploaded],
@@ -272,6 +282,13 @@ def task_detail(
         period_start=task.period_start.isoformat(),
         period_end=task.period_end.isoformat(),
         org_id=task.org_id,
+        receiver_org_id=ob.receiver_org_id,
+        receiver=receiver.name if receiver else None,
+        plan_version=task.plan_version,
+        may_review=permissions.may_review(who, receiver_org_id=ob.receiver_org_id),
+        may_submit=permissions.may_submit(who, org_id=task.org_id),
+        may_waive=permissions.may_waive(who),
+        **plan_words(spec),
         evidence=[
             {
                 "id": e.id,
@@ -297,7 +314,15 @@ def timeline(store: Store, who: Principal, task_id: int, *, tz: ZoneInfo) -> lis
         task = session.get(Task, task_id)
         if task is None:
             raise NotFound("task", task_id)
-        if not who.can_see_org(task.org_id):
+        receiver_id = session.scalar(
+            select(ObligationRow.receiver_org_id).where(ObligationRow.id == task.obligation_id)
+        )
+        if not permissions.may_see(
+            who,
+            org_id=task.org_id,
+            receiver_org_id=receiver_id,
+            submitted_once=task.first_submitted_at is not None,
+        ):
             raise Forbidden(f"task {task_id} belongs to another organization")
         events = list(
             session.scalars(
@@ -342,8 +367,8 @@ def timeline(store: Store, who: Principal, task_id: int, *, tz: ZoneInfo) -> lis
 
 
 def cell_status(row: dict[str, Any]) -> str:
-    if row["state"] == "waived":
-        return "waived"
+    if row["state"] in ("waived", "withdrawn"):
+        return str(row["state"])
     if row["state"] in ("submitted", "accepted"):
         return "late" if row["late"] else "on_time"
     return "overdue" if row["overdue"] else "waiting"

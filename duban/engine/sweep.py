@@ -6,8 +6,9 @@ Set-based and idempotent, like materialize:
    duban.domain.ladder) and for every recipient the step names. Marks are unique on
    (task, step, recipient): a step is reached once, however often the sweep runs.
 2. Today's marks become messages, again in SQL: an escalation is one message per task and
-   recipient; a person with a single reminder today gets that reminder; a person with several,
-   or who chose digest-only, gets one digest for the day instead. Outbox keys are unique, so a
+   recipient (a person reached through several steps of the same day gets one); a person
+   with a single reminder today gets that reminder; a person with several, or who chose
+   digest-only, gets one digest for the day instead. Outbox keys are unique, so a
    second sweep enqueues nothing.
 3. Once per ISO week each county-office contact gets a summary of what is overdue.
 
@@ -56,6 +57,7 @@ from duban.store.models import (
 
 log = logging.getLogger(__name__)
 COUNTY_OFFICE = "county-office"
+MCH_SECTION = "mch-section"
 
 
 @dataclass
@@ -82,13 +84,14 @@ def _execute(session: Session, stmt: Any) -> int:
     return int(result.rowcount)
 
 
-def county_office(session: Session) -> list[str]:
-    """The duty contacts of the organizations tagged county-office (a handful of people)."""
+def county_office(session: Session, tag: str = COUNTY_OFFICE) -> list[str]:
+    """The duty contacts of the organizations tagged county-office (a handful of people), or
+    tagged `tag` (mch-section: the commission's MCH section alone)."""
     office = aliased(OrgTag)
     return list(
         session.scalars(
             select(OrgContact.email)
-            .join(office, and_(office.org_id == OrgContact.org_id, office.tag == COUNTY_OFFICE))
+            .join(office, and_(office.org_id == OrgContact.org_id, office.tag == tag))
             .where(OrgContact.role == "duty")
             .distinct()
             .order_by(OrgContact.email)
@@ -96,7 +99,9 @@ def county_office(session: Session) -> list[str]:
     )
 
 
-def recipients_of(query: Select[Any], notify: str, office: list[str]) -> list[tuple[Any, Any]]:
+def recipients_of(
+    query: Select[Any], notify: str, office: dict[str, list[str]]
+) -> list[tuple[Any, Any]]:
     """The people a step tells, joined onto a query over tasks: [(query, email column)].
 
     The county office is a few fixed people, so it is one statement per person with the
@@ -112,7 +117,8 @@ def recipients_of(query: Select[Any], notify: str, office: list[str]) -> list[tu
             contact, and_(contact.org_id == org.parent_id, contact.role == "duty")
         )
         return [(joined, contact.email)]
-    return [(query, literal(email, String())) for email in office]  # county-office
+    # county-office or mch-section: a few fixed people
+    return [(query, literal(email, String())) for email in office.get(notify, [])]
 
 
 def _mark_step(
@@ -124,7 +130,7 @@ def _mark_step(
     last: date,
     today: date,
     now: datetime,
-    office: list[str],
+    office: dict[str, list[str]],
 ) -> int:
     """Mark `step` for every pending task of these obligations due in [first, last]."""
     tasks = select(Task.id).where(
@@ -220,15 +226,24 @@ def _messages_for_day(session: Session, *, today: date, now: datetime) -> int:
         literal(now, Outbox.next_attempt_at.type),
         literal(now, Outbox.created_at.type),
     )
-    escalations = select(
-        m.kind + ":" + task_text + ":" + m.step + ":" + m.recipient,
-        m.kind,
-        m.recipient,
-        m.day,
-        m.task_id,
-        m.step,
-        *fixed,
-    ).where(m.day == today, m.kind.in_([OVERDUE, ESCALATION]), ~_digest_only(m.recipient))
+    # One person, one message: a person reached through two roles or organizations (the head
+    # of one and the county office of another, say) on the same day about the same task gets
+    # one notice. "escalation…" sorts before "overdue…", so min() prefers the escalation and
+    # its step together; the key names the step sent, so a second sweep enqueues nothing.
+    kind, step = func.min(m.kind), func.min(m.step)
+    escalations = (
+        select(
+            kind + ":" + task_text + ":" + step + ":" + m.recipient,
+            kind,
+            m.recipient,
+            m.day,
+            m.task_id,
+            step,
+            *fixed,
+        )
+        .where(m.day == today, m.kind.in_([OVERDUE, ESCALATION]), ~_digest_only(m.recipient))
+        .group_by(m.task_id, m.recipient, m.day)
+    )
     digest_key = literal("digest:") + m.recipient + literal(f":{today.isoformat()}")
     alone = func.count() == 1
     # a person with one reminder today gets it; with several, one digest (one pass, grouped)
@@ -314,7 +329,7 @@ def sweep(
             select(ObligationRow.id, ObligationRow.spec).where(ObligationRow.active)
         ):
             by_ladder.setdefault(ladder_of(spec), []).append(obligation_id)
-        office = county_office(session)
+        office = {tag: county_office(session, tag) for tag in (COUNTY_OFFICE, MCH_SECTION)}
         for ladder, ids in by_ladder.items():
             for step, first, last in current_ranges(ladder, today, calendar, catchup):
                 report.marks += _mark_step(

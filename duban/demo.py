@@ -49,6 +49,7 @@ DEATH_DAYS_BEFORE = 31  # the maternal death happened about a month before the a
 PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 PASSWORD_LENGTH = 16
 COUNTY = "user:admin"  # the county commission's reviewer in the history
+RECENT = timedelta(days=30)  # a demo institution's recent rejected submission is this fresh
 PREPARE = timedelta(minutes=10)  # evidence goes in this long before the submission
 
 #: (name, role, organization, what the user sees), printed with their passwords
@@ -164,6 +165,7 @@ class _History:
         self.seen = 0
         self.report = DemoReport(as_of=as_of)
         self.actors = {org: f"user:{name}" for name, _, org, _ in DEMO_USERS if org}
+        self.to_reject = set(self.actors)
 
     # --- time ------------------------------------------------------------------------------
 
@@ -265,6 +267,14 @@ class _History:
                 when = self.at(self.workday(local_date(moment, self.tz)), earliest=created)
                 if self.submit(task, note, when):
                     self.schedule(self.later(when, self.rng.randint(1, 4)), self.accept(task))
+            return
+        if task.org in self.to_reject and task.due_at > self.as_of - RECENT:
+            # each demo institution finds one recent submission sent back, waiting for it
+            self.to_reject.discard(task.org)
+            when = self.at(self.workday(due_day - timedelta(days=7), back=True), earliest=created)
+            if self.submit(task, note, when):
+                reason = self.rng.choice(REJECT_REASONS)
+                self.schedule(self.later(when, 1), self.review(task, Action.REJECT, reason))
             return
         if r < P_WAIVED:
             reason = self.rng.choice(WAIVE_REASONS)

@@ -24,8 +24,9 @@ PLAN_000 = "xf-2022-mch-safety-year"
 ORG = "xf-zyy"
 
 EXPECTED: list[tuple[str, str, str]] = [
-    # 附件5 第1项: rectify the leading group's findings, quarterly
-    ("xf22-meeting-rectification", "2022-Q2", "2022-06-30"),
+    # 附件5 第1项: rectify the findings of the PREVIOUS quarter's leading-group meeting by the
+    # end of this quarter (decision: not on the meeting's own day), so no task for 2022-Q2:
+    # no meeting under this plan precedes it (see the obligation's note)
     ("xf22-meeting-rectification", "2022-Q3", "2022-09-30"),
     ("xf22-meeting-rectification", "2022-Q4", "2022-12-31"),
     ("xf22-meeting-rectification", "2023-Q1", "2023-03-31"),
@@ -38,8 +39,9 @@ EXPECTED: list[tuple[str, str, str]] = [
     ("xf22-education-activities", "2022-Q3", "2022-09-30"),
     ("xf22-education-activities", "2022-Q4", "2022-12-31"),
     ("xf22-education-activities", "2023-Q1", "2023-03-31"),
-    # 二（二）3: ≥30 science articles in the plan year (four county hospitals)
-    ("xf22-science-articles", "once", "2023-04-30"),
+    # 二（二）3: ≥30 science articles in the plan year (four county hospitals), due 2023-03-31
+    # (decision: 2023-04-30 lay in a quarter no Annex 5 sheet covers, so it was never scored)
+    ("xf22-science-articles", "once", "2023-03-31"),
     # 二（三）4: risk screening, quarterly evidence
     ("xf22-risk-screening", "2022-Q2", "2022-06-30"),
     ("xf22-risk-screening", "2022-Q3", "2022-09-30"),
@@ -79,8 +81,8 @@ EXPECTED: list[tuple[str, str, str]] = [
     ("xf22-joint-meeting", "2022-H2", "2022-12-31"),
     # 二（四）7: newborn doctors in the delivery room, incentive measure
     ("xf22-newborn-doctor-incentive", "once", "2022-06-30"),
-    # 二（五）9: ≥2 case-warning education sessions in the plan year
-    ("xf22-case-warning-education", "once", "2023-04-30"),
+    # 二（五）9: ≥2 case-warning education sessions in the plan year, due 2023-03-31 (as above)
+    ("xf22-case-warning-education", "once", "2023-03-31"),
     # 二（五）9: monthly self-assessment of key departments, month end
     ("xf22-key-department-self-assessment", "2022-04", "2022-04-30"),
     ("xf22-key-department-self-assessment", "2022-05", "2022-05-31"),
@@ -124,7 +126,7 @@ def tasks(catalog: Catalog, calendar: WorkdayCalendar) -> list[tuple[str, str, d
 
 def test_the_golden_year_of_xf_zyy(tasks: list[tuple[str, str, date]]) -> None:
     expected = sorted((code, key, date.fromisoformat(due)) for code, key, due in EXPECTED)
-    assert len(EXPECTED) == 69
+    assert len(EXPECTED) == 68
     missing = sorted(set(expected) - set(tasks))
     extra = sorted(set(tasks) - set(expected))
     assert not missing and not extra, f"missing: {missing}\nunexpected: {extra}"
@@ -160,3 +162,100 @@ def test_no_task_for_duties_xf_zyy_does_not_owe(tasks: list[tuple[str, str, date
         "xf22-death-notify",
     }  # event-triggered: no planned periods
     assert not codes & not_owed
+
+
+# --- the reading decisions of issue 11, each against the text (see the obligations' notes) ---
+
+
+def owed_by(catalog: Catalog, calendar: WorkdayCalendar, org: str) -> list[tuple[str, str, date]]:
+    return sorted(
+        (t.obligation, t.period.key, t.due) for t in planned_tasks(catalog, calendar, org=org)
+    )
+
+
+def test_rectification_is_due_a_quarter_after_the_meeting_it_answers(
+    catalog: Catalog, calendar: WorkdayCalendar
+) -> None:
+    """Annex 5 row 1: the problems a quarter's meeting raises are fixed by the next quarter's
+    end, never on the meeting's own last possible day."""
+    tasks = owed_by(catalog, calendar, "xf-wjw") + owed_by(catalog, calendar, ORG)
+    meetings = [due for c, _, due in tasks if c == "xf22-leadership-meeting"]
+    fixes = [due for c, _, due in tasks if c == "xf22-meeting-rectification"]
+    assert meetings == [date(2022, 6, 30), date(2022, 9, 30), date(2022, 12, 31), date(2023, 3, 31)]
+    assert fixes == [date(2022, 9, 30), date(2022, 12, 31), date(2023, 3, 31)]
+    assert not set(meetings[:1]) & set(fixes)
+
+
+def test_scored_one_off_duties_fall_in_a_quarter_an_annex5_sheet_covers(
+    catalog: Catalog, calendar: WorkdayCalendar
+) -> None:
+    """The 30 articles, the two case-warning sessions and resuscitation teaching were due
+    2023-04-30, in 2023-Q2, which no Annex 5 sheet covers: their points were never scored."""
+    last_sheet_day = date(2023, 3, 31)  # the 2023-Q1 sheet is the last one the plan owes
+    for ob in catalog.obligations:
+        if ob.plan.id == PLAN_000 and ob.spec.score and ob.spec.recurrence.kind == "once":
+            for period in ob.domain.periods():
+                assert ob.domain.due_date(period, calendar) <= last_sheet_day, ob.domain.code
+    for code in ("xf22-science-articles", "xf22-case-warning-education"):
+        assert due_of(owed_by(catalog, calendar, ORG), code, "once") == last_sheet_day
+    assert due_of(owed_by(catalog, calendar, "xf-wjw"), "xf22-resuscitation-teaching", "once") == (
+        last_sheet_day
+    )
+
+
+def test_annex2_yearly_expert_guidance_is_owed_by_the_commission(
+    catalog: Catalog, calendar: WorkdayCalendar
+) -> None:
+    tasks = owed_by(catalog, calendar, "xf-wjw")
+    assert due_of(tasks, "xf22-expert-group-guidance", "once") == date(2023, 3, 31)
+    assert catalog.obligation("xf22-expert-group-guidance").spec.source.clause == "附件2 第5条"
+
+
+def test_annex4_is_not_owed_by_the_mch_hospital_that_hosts_the_centre(
+    catalog: Catalog, calendar: WorkdayCalendar
+) -> None:
+    annex4 = "xf22-special-population-monthly"
+    assert not [t for t in owed_by(catalog, calendar, "xf-fby") if t[0] == annex4]
+    assert len([t for t in owed_by(catalog, calendar, "xf-rmyy") if t[0] == annex4]) == 13
+    assert catalog.obligation(annex4).spec.submit_to == "xf-ygzx"
+
+
+def test_escalations_go_to_the_mch_section_alone(catalog: Catalog) -> None:
+    """Both county-office addresses got every escalation, so each officer got it twice."""
+    for ob in catalog.obligations:
+        targets = {e.notify.value for e in ob.spec.escalation or ob.defaults.escalation}
+        assert "county-office" not in targets, ob.domain.code
+        assert "mch-section" in targets
+
+
+def test_national_plan_starts_when_institutions_act_june_2018(
+    catalog: Catalog, calendar: WorkdayCalendar
+) -> None:
+    """五（一）2: institutions act from June 2018 (the plan was issued 2018-04-27)."""
+    tasks = [t for t in owed_by(catalog, calendar, ORG) if t[0].startswith("nhc18-")]
+    months = sorted(k for c, k, _ in tasks if c == "nhc18-department-self-assessment")
+    assert months[0] == "2018-06" and len(months) == 31
+    assert min(due for _, _, due in tasks) == date(2018, 6, 30)
+
+
+def test_national_health_education_plan_is_due_as_its_year_begins(
+    catalog: Catalog, calendar: WorkdayCalendar
+) -> None:
+    """四（一）1: a yearly work plan due on 31 December of the year it plans for was useless."""
+    tasks = owed_by(catalog, calendar, ORG)
+    plans = [(c, k, due) for c, k, due in tasks if c.startswith("nhc18-health-education-plan")]
+    assert plans == [
+        ("nhc18-health-education-plan", "2019", date(2019, 1, 31)),
+        ("nhc18-health-education-plan", "2020", date(2020, 1, 31)),
+        ("nhc18-health-education-plan-2018", "once", date(2018, 6, 30)),
+    ]
+
+
+def test_every_bundled_duty_speaks_chinese_first_and_says_where_its_rhythm_comes_from(
+    catalog: Catalog,
+) -> None:
+    for ob in catalog.obligations:
+        first_line = (ob.spec.note or "").strip().splitlines()[0]
+        assert ob.spec.rhythm is not None, ob.domain.code
+        cjk = sum(1 for ch in first_line if "\u4e00" <= ch <= "\u9fff")
+        assert cjk > len(first_line) / 3, f"{ob.domain.code}: {first_line[:30]!r}"

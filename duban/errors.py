@@ -6,6 +6,9 @@ DubanError
 ├── PlanError                     plan, organization or calendar files that do not validate
 ├── StateError                    a task transition the state machine does not allow
 ├── NotFound                      an id that names nothing
+├── InvalidText                   user-written text too long, or with characters refused
+├── StorageError                  a folder duban writes to is full or cannot be written
+│   └── StorageFull               … because the disk is full
 └── SchedulerBusy                 another `duban run` already holds the scheduler lease
 """
 
@@ -80,6 +83,24 @@ class NotFound(DubanError):
         self.what = what
         self.key = key
         super().__init__(f"no {what} by the id of {key!r} was found")
+
+
+class InvalidText(DubanError):
+    """Raised for text a person wrote (a reason, a note, a file name) that is longer than its
+    cap or holds control characters or lone surrogates. Raised before anything is written."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}")
+
+
+class StorageError(DubanError):
+    """Raised when a folder duban writes to (evidence, mail) cannot be written: read-only,
+    missing permissions, or gone. Transient: nothing was recorded; retry once it is fixed."""
+
+
+class StorageFull(StorageError):
+    """Raised when the disk holding a folder duban writes to is full."""
 
 
 class SchedulerBusy(DubanError):

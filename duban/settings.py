@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     #: uploaded evidence, stored by SHA-256; never inside a folder the web server serves
     evidence_dir: Path = Path("evidence-files")
     upload_max_mb: int = Field(default=20, ge=1)
+    #: reverse proxies whose X-Forwarded-For is believed (addresses or networks, e.g.
+    #: ["127.0.0.1"] behind a local nginx); none by default, so no client picks its address
+    trusted_proxies: list[str] = Field(default_factory=list)
 
     @property
     def retry_policy(self) -> RetryPolicy:

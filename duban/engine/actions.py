@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from duban.domain.due import local_date
 from duban.domain.tasks import Action, TaskState, next_state
+from duban.domain.text import NOTE_MAX, REASON_MAX, clean_text
 from duban.domain.workdays import WorkdayCalendar
 from duban.engine.materialize import MaterializeReport, materialize
-from duban.errors import DubanError, NotFound
+from duban.errors import DubanError, NotFound, StateError
 from duban.store import audit
 from duban.store.db import Store
 from duban.store.models import Event, Evidence, Organization, Plan, Task
@@ -57,6 +58,8 @@ def record_event(
     The chain's deadlines are computed before anything is written, so an event whose deadline
     falls in a year the calendar lacks is refused whole.
     """
+    if note is not None:
+        note = clean_text(note, field="note", max_length=NOTE_MAX) or None
     if occurred_on > local_date(now, tz):
         raise DubanError(
             f"the event date {occurred_on} is in the future; record events that have happened"
@@ -102,6 +105,7 @@ def _load_for_update(session: Session, task_id: int) -> Task:
 
 def add_note(store: Store, *, task_id: int, note: str, actor: str, now: datetime) -> int:
     """Attach a written note as evidence; returns the evidence id."""
+    note = clean_text(note, field="note", max_length=NOTE_MAX)
     with store.write() as session:
         task = _load_for_update(session, task_id)
         ev = Evidence(task_id=task.id, kind="note", note=note, uploaded_by=actor, uploaded_at=now)
@@ -129,6 +133,8 @@ def transition(
     reason: str | None = None,
 ) -> TaskState:
     """Apply `action` to the task; the state machine in duban.domain.tasks decides."""
+    if reason is not None:
+        reason = clean_text(reason, field="reason", max_length=REASON_MAX) or None
     with store.write() as session:
         task = _load_for_update(session, task_id)
         before = TaskState(task.state)
@@ -138,7 +144,7 @@ def transition(
                 select(Evidence.id).where(Evidence.task_id == task.id).limit(1)
             )
             if has_evidence is None:
-                raise DubanError(
+                raise StateError(
                     f"task {task.id} has no evidence yet; attach a file or a note before submitting"
                 )
             task.submitted_at = now

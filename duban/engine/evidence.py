@@ -10,6 +10,7 @@ uploaded twice is stored once and a crash leaves no half file under a real name.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -19,8 +20,9 @@ from datetime import datetime
 from pathlib import Path, PurePath
 from typing import BinaryIO
 
+from duban.domain.text import FILENAME_MAX, clean_text
 from duban.engine.actions import _load_for_update
-from duban.errors import DubanError
+from duban.errors import DubanError, StorageError, StorageFull
 from duban.store import audit
 from duban.store.db import Store
 from duban.store.models import Evidence
@@ -39,6 +41,10 @@ ACCEPTED = [".pdf", ".jpg", ".jpeg", ".png", ".docx", ".xlsx", ".pptx", ".doc", 
 
 class UploadError(DubanError):
     """An upload refused: too big, empty, of a kind not accepted, or misnamed."""
+
+
+class UploadTooLarge(UploadError):
+    """An upload larger than the configured limit (upload_max_mb per file)."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,16 @@ def media_type(name: str, head: bytes, path: Path) -> str:
         try:
             with zipfile.ZipFile(path) as package:
                 names = package.namelist()
-        except zipfile.BadZipFile:
-            names = []
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            OSError,
+            ValueError,
+            EOFError,
+            NotImplementedError,
+            RuntimeError,
+        ):
+            names = []  # a damaged or hostile package is not the document it claims to be
         if "[Content_Types].xml" in names and any(n.startswith(folder) for n in names):
             return kind
     raise UploadError(f"{name}: the content is not a {ext[1:].upper()} file; nothing was stored")
@@ -91,39 +105,11 @@ def store_upload(
 ) -> Stored:
     """Read `stream` (at most max_bytes), check it, store it by hash, attach it to the task."""
     name = PurePath(filename.replace("\\", "/")).name.strip() or "upload"
-    folder.mkdir(parents=True, exist_ok=True)
-    sha = hashlib.sha256()
-    size = 0
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".upload-")
-    tmp = Path(tmp_name)
+    name = clean_text(name, field="file name", max_length=FILENAME_MAX, multiline=False)
     try:
-        with os.fdopen(fd, "wb") as out:
-            while chunk := stream.read(CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise UploadError(
-                        f"{name}: larger than the limit of {max_bytes // (1024 * 1024)} MiB; "
-                        "nothing was stored"
-                    )
-                sha.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if size == 0:
-            raise UploadError(f"{name}: the file is empty; nothing was stored")
-        with tmp.open("rb") as f:
-            head = f.read(16)
-        kind_type = media_type(name, head, tmp)
-        digest = sha.hexdigest()
-        target = folder / digest[:2] / digest
-        target.parent.mkdir(exist_ok=True)
-        if target.exists():
-            tmp.unlink()
-        else:
-            tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        digest, size, kind_type = _write(folder, name, stream, max_bytes)
+    except OSError as exc:
+        raise _storage_error(folder, exc) from exc
     with store.write() as session:
         task = _load_for_update(session, task_id)
         ev = Evidence(
@@ -148,6 +134,57 @@ def store_upload(
             data={"evidence": ev.id, "kind": kind, "file": name, "sha256": digest, "size": size},
         )
         return Stored(ev.id, digest, size, kind_type)
+
+
+def _storage_error(folder: Path, exc: OSError) -> StorageError:
+    """What to tell a person when the evidence folder cannot take the file."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(
+            f"the evidence folder {folder} is full; nothing was stored. Free space on its disk "
+            "(or point evidence_dir elsewhere), then upload again"
+        )
+    return StorageError(
+        f"the evidence folder {folder} cannot be written ({exc.strerror or exc}); nothing was "
+        "stored. Make it writable for duban (or point evidence_dir elsewhere), then upload again"
+    )
+
+
+def _write(folder: Path, name: str, stream: BinaryIO, max_bytes: int) -> tuple[str, int, str]:
+    """Copy the upload under its SHA-256 (atomically); returns (sha256, size, media type)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sha = hashlib.sha256()
+    size = 0
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".upload-")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise UploadTooLarge(
+                        f"{name}: larger than the limit of {max_bytes // (1024 * 1024)} MiB; "
+                        "nothing was stored"
+                    )
+                sha.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if size == 0:
+            raise UploadError(f"{name}: the file is empty; nothing was stored")
+        with tmp.open("rb") as f:
+            head = f.read(16)
+        kind_type = media_type(name, head, tmp)
+        digest = sha.hexdigest()
+        target = folder / digest[:2] / digest
+        target.parent.mkdir(exist_ok=True)
+        if target.exists():
+            tmp.unlink()
+        else:
+            tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return digest, size, kind_type
 
 
 def evidence_path(folder: Path, sha256: str) -> Path:

@@ -15,18 +15,32 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import case, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
+from duban.domain.text import clean_text
 from duban.errors import DubanError
 from duban.store import audit
 from duban.store.db import Store
-from duban.store.models import ApiToken, LoginFailure, Organization, User, WebSession
+from duban.store.models import (
+    ApiToken,
+    KnownDevice,
+    LoginCounter,
+    Organization,
+    User,
+    WebSession,
+)
 
 ROLES = ("admin", "institution", "auditor")
 SESSION_LIFETIME = timedelta(hours=12)
 THROTTLE_WINDOW = timedelta(minutes=15)
-THROTTLE_MAX = 5  # failures per name, or per address, within the window
+#: failed sign-ins allowed within THROTTLE_WINDOW, per key (see `sign_in`)
+THROTTLE_MAX = 5  # one name from one address, or one known device
+ADDRESS_MAX = 20  # one address, whatever the names (password spraying)
+ACCOUNT_MAX = 10  # one name from unknown devices, whatever the address (a botnet)
+DEVICE_LIFETIME = timedelta(days=180)
 MIN_PASSWORD = 10
+NAME_MAX = 64  # a user name is an audit event's entity id (64 characters)
 
 _hasher = PasswordHasher()
 # verified against when the name is unknown, so both paths take the same time
@@ -76,6 +90,9 @@ def add_user(
     """Create a user; an institution user must name its organization, others must not."""
     if role not in ROLES:
         raise DubanError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    name = clean_text(name, field="user name", max_length=NAME_MAX, multiline=False)
+    if not name:
+        raise DubanError("a user needs a name")
     if (role == "institution") != (org is not None):
         raise DubanError(
             "an institution user needs --org ORG; administrators and auditors take no --org"
@@ -201,29 +218,106 @@ def revoke_tokens(store: Store, *, name: str, now: datetime, actor: str = "cli")
         return int(getattr(result, "rowcount", 0))
 
 
-def sign_in(
-    store: Store, *, name: str, password: str, address: str, now: datetime
-) -> tuple[str, str]:
-    """Check the password; on success open a session and return (cookie token, CSRF token).
+class Throttled(AuthError):
+    """Too many failed sign-ins for this key; refused without checking the password."""
 
-    Refusals say the same thing for an unknown name and a wrong password. After THROTTLE_MAX
-    failures for a name or from an address within THROTTLE_WINDOW, sign-in is refused
-    without checking the password until the window has passed.
-    """
+
+def _keys(name: str, address: str, device: str | None) -> list[tuple[str, int]]:
+    """The counters one attempt adds to, with their limits (OWASP ASVS 2.2.1 / the OWASP
+    authentication cheat sheet's device cookies): a known device only counts against itself,
+    so an attacker elsewhere cannot lock the account's owner out; an unknown client counts
+    against its (name, address) pair, its address, and the account's unknown-client budget."""
+    name = name[:100]
+    if device is not None:
+        return [(f"device:{device}", THROTTLE_MAX)]
+    return [
+        (f"pair:{address}|{name}", THROTTLE_MAX),
+        (f"addr:{address}", ADDRESS_MAX),
+        (f"name:{name}", ACCOUNT_MAX),
+    ]
+
+
+def _count_attempt(store: Store, keys: list[tuple[str, int]], now: datetime) -> str | None:
+    """Count one attempt against every key, atomically, *before* the password is checked, so
+    parallel attempts cannot all pass a check made before any of them was recorded. Returns
+    the first key whose limit the attempt exceeds, or None."""
+    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
     since = now - THROTTLE_WINDOW
-    with store.read() as session:
-        failures = session.scalar(
-            select(func.count())
-            .select_from(LoginFailure)
-            .where(
-                LoginFailure.at >= since,
-                or_(LoginFailure.name == name, LoginFailure.address == address),
+    over: str | None = None
+    with store.write() as session:
+        for key, limit in keys:
+            table = LoginCounter.__table__.c
+            fresh = table.window_start < since
+            stmt = (
+                insert(LoginCounter)
+                .values(key=key[:200], window_start=now, failures=1)
+                .on_conflict_do_update(
+                    index_elements=["key"],
+                    set_={
+                        "failures": case((fresh, 1), else_=table.failures + 1),
+                        "window_start": case((fresh, now), else_=table.window_start),
+                    },
+                )
+                .returning(LoginCounter.failures)
             )
+            failures = session.execute(stmt).scalar_one()
+            if failures > limit and over is None:
+                over = key
+    return over
+
+
+def _forget_attempt(store: Store, keys: list[tuple[str, int]], now: datetime) -> None:
+    """A right password clears its pair's and device's counters (not the address's or the
+    account's: those guard against many names and many places, not one typing mistake)."""
+    clear = [k for k, _ in keys if k.startswith(("pair:", "device:"))]
+    with store.write() as session:
+        session.execute(delete(LoginCounter).where(LoginCounter.key.in_(clear)))
+        session.execute(
+            delete(LoginCounter).where(LoginCounter.window_start < now - THROTTLE_WINDOW)
         )
-        user = session.scalar(select(User).where(User.name == name))
-    if failures is not None and failures >= THROTTLE_MAX:
+
+
+def _known_device(store: Store, name: str, device_token: str | None) -> str | None:
+    """The digest of the device cookie if it belongs to the named account, else None."""
+    if not device_token:
+        return None
+    token_hash = digest(device_token)
+    with store.read() as session:
+        found = session.scalar(
+            select(KnownDevice.token_hash)
+            .join(User, User.id == KnownDevice.user_id)
+            .where(KnownDevice.token_hash == token_hash, User.name == name)
+        )
+    return found
+
+
+def sign_in(
+    store: Store,
+    *,
+    name: str,
+    password: str,
+    address: str,
+    now: datetime,
+    device_token: str | None = None,
+) -> tuple[str, str, str]:
+    """Check the password; on success open a session and return (cookie token, CSRF token,
+    device token).
+
+    Refusals say the same thing for an unknown name and a wrong password. Every attempt is
+    counted before the password is checked (see `_keys` for what is counted): past a limit
+    within THROTTLE_WINDOW the attempt is refused without checking the password. A browser
+    that signed in to the account before (its device cookie) is counted on its own, so
+    guesses from elsewhere never lock the owner out; the returned device token is set as that
+    cookie.
+    """
+    device = _known_device(store, name, device_token)
+    keys = _keys(name, address, device)
+    over = _count_attempt(store, keys, now)
+    if over is not None:
         minutes = int(THROTTLE_WINDOW.total_seconds() // 60)
-        raise AuthError(f"too many failed sign-ins; try again in {minutes} minutes")
+        raise Throttled(f"too many failed sign-ins; try again in {minutes} minutes")
+    with store.read() as session:
+        user = session.scalar(select(User).where(User.name == name))
     ok = False
     try:
         ok = _hasher.verify(
@@ -232,15 +326,24 @@ def sign_in(
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None or user.disabled or user.password_hash is None:
-        with store.write() as session:
-            session.add(LoginFailure(name=name[:100], address=address[:64], at=now))
         raise AuthError("wrong name or password, or the account is disabled")
+    _forget_attempt(store, keys, now)
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    new_device = device_token if device is not None else secrets.token_urlsafe(32)
+    assert new_device is not None
     with store.write() as session:
         session.execute(delete(WebSession).where(WebSession.expires_at < now))
-        session.execute(
-            delete(LoginFailure).where(or_(LoginFailure.name == name, LoginFailure.at < since))
-        )
+        session.execute(delete(KnownDevice).where(KnownDevice.last_seen_at < now - DEVICE_LIFETIME))
+        if device is None:
+            session.add(
+                KnownDevice(
+                    token_hash=digest(new_device), user_id=user.id, created_at=now, last_seen_at=now
+                )
+            )
+        else:
+            session.execute(
+                update(KnownDevice).where(KnownDevice.token_hash == device).values(last_seen_at=now)
+            )
         if _hasher.check_needs_rehash(user.password_hash):
             session.execute(
                 update(User).where(User.id == user.id).values(password_hash=_hasher.hash(password))
@@ -261,9 +364,9 @@ def sign_in(
             action="user.signed_in",
             entity="user",
             entity_id=name,
-            data={"address": address},
+            data={"address": address, "known_device": device is not None},
         )
-    return token, csrf
+    return token, csrf, new_device
 
 
 def sign_out(store: Store, token: str) -> None:

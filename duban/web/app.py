@@ -15,13 +15,15 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Security
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel
+from jinja2 import Environment, FileSystemLoader
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -30,12 +32,40 @@ from duban.catalog.expand import planned_tasks
 from duban.domain.tasks import Action
 from duban.engine import actions, evidence, feeds, permissions, users
 from duban.engine.users import AuthError, Principal
-from duban.errors import DubanError, NotFound
+from duban.errors import DubanError, InvalidText, NotFound, StateError, StorageError
 from duban.store.models import Evidence
-from duban.web import exports, views
-from duban.web.auth import COOKIE, BadCsrf, Denied, NotSignedIn, check_csrf, csrf_token, require
+from duban.web import errors, exports, views
+from duban.web.api_models import (
+    BEARER,
+    ActionResult,
+    Health,
+    Me,
+    StoredOut,
+    Uploaded,
+    upload_body,
+)
+from duban.web.auth import COOKIE, Denied, NotSignedIn, check_csrf, csrf_token, require
 from duban.web.i18n import LANGS, translate
-from duban.web.views import Filters, Forbidden
+from duban.web.params import (
+    API_MAX_LIMIT,
+    MAX_OFFSET,
+    PERIOD,
+    QUARTER_OR_EMPTY,
+    Code,
+    EvidenceId,
+    ExportFormat,
+    OptionalCode,
+    PageFilters,
+    PageNo,
+    ReasonBody,
+    RequiredReason,
+    State,
+    TaskId,
+    Token,
+    Year,
+)
+from duban.web.params import errors as error_responses
+from duban.web.views import Filters
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -43,15 +73,16 @@ Clock = Callable[[], datetime]
 STAFF = ("admin", "auditor")
 MAX_FILES = 10
 LOGIN_COOKIE = "duban_login"
+DEVICE_COOKIE = "duban_device"  # a browser that signed in before: see users.sign_in
 PAGE_ROWS = 100  # tasks on a page of the board, the history and the review queue
 MATRIX_ORGS = 50  # institutions on a page of the completion matrix
 ORG_CHOICES = 500  # past this many organizations, a filter asks for a code, not a list
 CHOICES_SECONDS = 30.0  # how long the county's filter lists are kept
 EXPORT_ROWS = 500_000
-
-
-class ReasonBody(BaseModel):
-    reason: str | None = None
+NEXT_MAX = 2000  # a sign-in's `next` path
+KIND_MAX = 32  # an evidence kind's code
+ERROR_MAX = 500  # a message carried back to the task page in `?error=`
+NAME_MAX, PASSWORD_MAX = 100, 1024  # argon2 hashes any length; a megabyte password is a DoS
 
 
 def create_app(app: App, clock: Clock | None = None) -> FastAPI:
@@ -65,7 +96,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     web.state.app = app
     web.state.clock = clock or (lambda: datetime.now(UTC))
     web.state.catalog = None
-    templates = Jinja2Templates(directory=HERE / "templates")
+    templates = page_templates()
     settings = app.settings
     tz = settings.tz
     max_bytes = settings.upload_max_mb * 1024 * 1024
@@ -100,14 +131,12 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
         return templates.TemplateResponse(request, template, context, status_code=status_code)
 
-    def paging(request: Request, size: int) -> tuple[int, int, int]:
-        """(page number, rows to fetch, offset): a page fetches one row more than it shows,
-        to know whether a next page exists; an export is one page of EXPORT_ROWS."""
-        if request.query_params.get("format"):
-            return 1, EXPORT_ROWS, 0
-        raw = request.query_params.get("page", "1")
-        number = max(1, min(int(raw), 100_000)) if raw.isdigit() else 1
-        return number, size + 1, (number - 1) * size
+    def paging(number: int, size: int, fmt: str | None) -> tuple[int, int]:
+        """(rows to fetch, offset): a page fetches one row more than it shows, to know whether
+        a next page exists; an export is one page of EXPORT_ROWS."""
+        if fmt:
+            return EXPORT_ROWS, 0
+        return size + 1, min((number - 1) * size, MAX_OFFSET)
 
     def one_page(request: Request, number: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """The PAGE_ROWS rows a page shows, and its pager (`rows` holds one more if any)."""
@@ -124,22 +153,9 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             "next": link(number + 1) if more else None,
         }
 
-    def filters_of(request: Request) -> Filters:
-        q = request.query_params
-        year = q.get("year")
-        return Filters(
-            org=q.get("org") or None,
-            obligation=q.get("obligation") or None,
-            period=q.get("period") or None,
-            tag=q.get("tag") or None,
-            state=q.get("state") or None,
-            year=int(year) if year and year.isdigit() else None,
-        )
-
     def export(
-        request: Request, title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]]
+        fmt: str | None, title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]]
     ) -> Response | None:
-        fmt = request.query_params.get("format")
         stamp = now().astimezone(tz).strftime("%Y%m%d")
         if fmt == "csv":
             body = exports.to_csv(columns, rows)
@@ -154,39 +170,9 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     def attachment(body: bytes, media_type: str, filename: str) -> Response:
         return Response(body, media_type=media_type, headers=download_as(filename))
 
-    # --- errors -----------------------------------------------------------------------
+    # --- errors: one status per failure, the API's one error body (duban.web.errors) -----
 
-    def wants_json(request: Request) -> bool:
-        return request.url.path.startswith("/api/")
-
-    @web.exception_handler(NotSignedIn)
-    async def not_signed_in(request: Request, exc: NotSignedIn) -> Response:
-        if wants_json(request) or request.url.path.startswith("/ics/"):
-            return JSONResponse(
-                {"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-            )
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
-
-    @web.exception_handler(Denied)
-    @web.exception_handler(Forbidden)
-    @web.exception_handler(BadCsrf)
-    async def denied(request: Request, exc: Exception) -> Response:
-        if wants_json(request):
-            return JSONResponse({"detail": str(exc)}, status_code=403)
-        return page(request, "error.html.j2", status_code=403, title="forbidden", message=str(exc))
-
-    @web.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> Response:
-        if wants_json(request):
-            return JSONResponse({"detail": str(exc)}, status_code=404)
-        return page(request, "error.html.j2", status_code=404, title="not_found", message=str(exc))
-
-    @web.exception_handler(DubanError)
-    async def refused(request: Request, exc: DubanError) -> Response:
-        if wants_json(request):
-            return JSONResponse({"detail": str(exc)}, status_code=422)
-        return page(request, "error.html.j2", status_code=422, title="error", message=str(exc))
+    errors.install(web, page)
 
     @web.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -206,8 +192,10 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     # --- sign-in ----------------------------------------------------------------------
 
     @web.get("/login", response_class=HTMLResponse, include_in_schema=False)
-    def login_form(request: Request) -> Response:
-        return login_page(request, next=safe_next(request.query_params.get("next")))
+    def login_form(
+        request: Request, next: Annotated[str | None, Query(max_length=NEXT_MAX)] = None
+    ) -> Response:
+        return login_page(request, next=safe_next(next))
 
     def login_page(request: Request, status_code: int = 200, **context: Any) -> Response:
         """The sign-in form, with a fresh double-submit token against login CSRF."""
@@ -220,9 +208,10 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
 
     @web.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        form = await request.form()
-        name, password = str(form.get("name", "")), str(form.get("password", ""))
-        target = safe_next(str(form.get("next", "")))
+        form = await request.form(max_files=0, max_fields=10, max_part_size=NEXT_MAX * 4)
+        name = str(form.get("name", ""))[:NAME_MAX]
+        password = str(form.get("password", ""))[:PASSWORD_MAX]
+        target = safe_next(str(form.get("next", ""))[:NEXT_MAX])
         address = request.client.host if request.client else "unknown"
         expected = request.cookies.get(LOGIN_COOKIE, "")
         given = str(form.get("login_csrf", ""))
@@ -230,13 +219,21 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             # a sign-in form posted from another site, or a stale page: show a fresh form
             return login_page(request, status_code=403, error="stale", next=target, name=name)
         try:
-            token, _ = await run_in_threadpool(
+            token, _, device = await run_in_threadpool(
                 lambda: users.sign_in(
-                    app.store, name=name, password=password, address=address, now=now()
+                    app.store,
+                    name=name,
+                    password=password,
+                    address=address,
+                    now=now(),
+                    device_token=request.cookies.get(DEVICE_COOKIE),
                 )
             )
-        except AuthError as exc:
-            return login_page(request, status_code=401, error=str(exc), next=target, name=name)
+        except users.Throttled:
+            return login_page(request, status_code=429, error="throttled", next=target, name=name)
+        except AuthError:
+            return login_page(request, status_code=401, error="wrong", next=target, name=name)
+        secure = request.url.scheme == "https" or settings.base_url.startswith("https:")
         response = RedirectResponse(target or "/", status_code=303)
         response.delete_cookie(LOGIN_COOKIE)
         response.set_cookie(
@@ -245,7 +242,15 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             max_age=int(users.SESSION_LIFETIME.total_seconds()),
             httponly=True,
             samesite="lax",
-            secure=request.url.scheme == "https" or settings.base_url.startswith("https:"),
+            secure=secure,
+        )
+        response.set_cookie(
+            DEVICE_COOKIE,
+            device,
+            max_age=int(users.DEVICE_LIFETIME.total_seconds()),
+            httponly=True,
+            samesite="strict",
+            secure=secure,
         )
         return response
 
@@ -262,10 +267,10 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return response
 
     @web.get("/lang/{code}", include_in_schema=False)
-    def set_lang(request: Request, code: str) -> Response:
-        response = RedirectResponse(
-            safe_next(request.query_params.get("next")) or "/", status_code=303
-        )
+    def set_lang(
+        code: str, next: Annotated[str | None, Query(max_length=NEXT_MAX)] = None
+    ) -> Response:
+        response = RedirectResponse(safe_next(next) or "/", status_code=303)
         response.set_cookie(
             "lang", code if code in LANGS else "zh", max_age=365 * 86400, samesite="lax"
         )
@@ -318,14 +323,16 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return lists
 
     @web.get("/board", response_class=HTMLResponse, include_in_schema=False)
-    def board(request: Request) -> Response:
+    def board(
+        request: Request, f: PageFilters, page_no: PageNo = 1, format: ExportFormat = None
+    ) -> Response:
         who = require(request, STAFF)
-        f = filters_of(request)
-        number, fetch, offset = paging(request, PAGE_ROWS)
+        fetch, offset = paging(page_no, PAGE_ROWS, format)
         rows = views.overdue_board(
             app.store, who, now=now(), tz=tz, filters=f, limit=fetch, offset=offset
         )
-        return export(request, "overdue", task_columns, rows) or page(
+        number = page_no
+        return export(format, "overdue", task_columns, rows) or page(
             request,
             "board.html.j2",
             f=f,
@@ -334,15 +341,17 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/matrix", response_class=HTMLResponse, include_in_schema=False)
-    def matrix(request: Request) -> Response:
+    def matrix(
+        request: Request, f: PageFilters, page_no: PageNo = 1, format: ExportFormat = None
+    ) -> Response:
         who = require(request, STAFF)
-        f = filters_of(request)
         lists = choices(who)
         if not f.obligation:
             f = Filters(
                 **{**f.__dict__, "obligation": views.first_duty_with_tasks(app.store, now())}
             )
-        number, fetch, offset = paging(request, MATRIX_ORGS)
+        number = page_no
+        fetch, offset = paging(page_no, MATRIX_ORGS, format)
         data = views.matrix(
             app.store, who, now=now(), tz=tz, filters=f, limit=fetch - 1, offset=offset
         )
@@ -359,7 +368,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             )
             for org, name in data["orgs"]
         ]
-        if request.query_params.get("format"):
+        if format:
             rows = [
                 {
                     "org": org,
@@ -371,7 +380,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             columns = [("org", "机构代码 org"), ("org_name", "机构 institution")] + [
                 (p, p) for p in periods
             ]
-            return export(request, "matrix", columns, rows) or Response(status_code=400)
+            return export(format, "matrix", columns, rows) or Response(status_code=400)
         return page(
             request,
             "matrix.html.j2",
@@ -383,10 +392,12 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/history", response_class=HTMLResponse, include_in_schema=False)
-    def history(request: Request) -> Response:
+    def history(
+        request: Request, f: PageFilters, page_no: PageNo = 1, format: ExportFormat = None
+    ) -> Response:
         who = require(request, STAFF)
-        f = filters_of(request)
-        number, fetch, offset = paging(request, PAGE_ROWS)
+        number = page_no
+        fetch, offset = paging(page_no, PAGE_ROWS, format)
         rows = views.tasks(
             app.store,
             who,
@@ -397,7 +408,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             offset=offset,
             newest_first=True,
         )
-        return export(request, "history", task_columns, rows) or page(
+        return export(format, "history", task_columns, rows) or page(
             request,
             "history.html.j2",
             f=f,
@@ -406,9 +417,12 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/review", response_class=HTMLResponse, include_in_schema=False)
-    def review_queue(request: Request) -> Response:
+    def review_queue(
+        request: Request, page_no: PageNo = 1, format: ExportFormat = None
+    ) -> Response:
         who = require(request, ("admin", "institution"))
-        number, fetch, offset = paging(request, PAGE_ROWS)
+        number = page_no
+        fetch, offset = paging(page_no, PAGE_ROWS, format)
         rows = views.tasks(
             app.store,
             who,
@@ -419,31 +433,33 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             offset=offset,
             review=True,  # an institution reviews what its plan sends it (permissions)
         )
-        return export(request, "review", task_columns, rows) or page(
+        return export(format, "review", task_columns, rows) or page(
             request,
             "review.html.j2",
             **one_page(request, number, rows),
         )
 
     @web.get("/audit", response_class=HTMLResponse, include_in_schema=False)
-    def audit_page(request: Request) -> Response:
+    def audit_page(request: Request, format: ExportFormat = None) -> Response:
         require(request, STAFF)
         status = views.audit_status(app.store)
         rows = views.recent_audit(app.store, tz=tz)
         columns = [
             (k, k) for k in ("seq", "at_local", "actor", "action", "entity", "entity_id", "hash")
         ]
-        return export(request, "audit", columns, rows) or page(
+        return export(format, "audit", columns, rows) or page(
             request, "audit.html.j2", status=status, rows=rows
         )
 
     @web.get("/calendar", response_class=HTMLResponse, include_in_schema=False)
-    def year_calendar(request: Request) -> Response:
+    def year_calendar(
+        request: Request, year: Year = None, org: OptionalCode = None, format: ExportFormat = None
+    ) -> Response:
         who = require(request)
-        year = int(request.query_params.get("year") or now().astimezone(tz).year)
+        year = year or now().astimezone(tz).year
         if web.state.catalog is None:
             web.state.catalog = app.catalog()
-        org = who.org_code if who.role == "institution" else request.query_params.get("org") or None
+        org = who.org_code if who.role == "institution" else org or None
         grouped: dict[tuple[date, str, str], list[str]] = {}
         titles: dict[str, str] = {}
         try:
@@ -472,29 +488,21 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             ("period", "周期 period"),
             ("orgs", "机构数 institutions"),
         ]
-        return export(request, f"calendar-{year}", columns, rows) or page(
+        return export(format, f"calendar-{year}", columns, rows) or page(
             request, "calendar.html.j2", months=months, year=year
         )
 
     @web.get("/score", response_class=HTMLResponse, include_in_schema=False)
-    def score(request: Request) -> Response:
+    def score(
+        request: Request,
+        org: OptionalCode = None,
+        quarter: Annotated[str | None, Query(pattern=QUARTER_OR_EMPTY)] = None,
+        format: ExportFormat = None,
+    ) -> Response:
         who = require(request)
         orgs = views.organizations(app.store, who, at_most=ORG_CHOICES)
-        org = (
-            who.org_code
-            if who.role == "institution"
-            else request.query_params.get("org") or (orgs[0].code if orgs else "")
-        )
-        quarter = request.query_params.get("quarter") or views.quarter_of(
-            now().astimezone(tz).date()
-        )
-        if (
-            len(quarter) != 7
-            or quarter[4:6] != "-Q"
-            or quarter[-1] not in "1234"
-            or not quarter[:4].isdigit()
-        ):
-            raise DubanError(f"quarter {quarter!r} is not like 2022-Q3")
+        org = who.org_code if who.role == "institution" else org or (orgs[0].code if orgs else "")
+        quarter = quarter or views.quarter_of(now().astimezone(tz).date())
         sheet = views.score_sheet(app.store, who, org=org or "", quarter=quarter, now=now(), tz=tz)
         rows = [{"item": i["item"], **e} for i in sheet["items"] for e in i["entries"]]
         columns = [
@@ -507,7 +515,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             ("submitted", "待审核 submitted"),
             ("earned", "得分 earned"),
         ]
-        return export(request, f"annex5-{org}-{quarter}", columns, rows) or page(
+        return export(format, f"annex5-{org}-{quarter}", columns, rows) or page(
             request,
             "score.html.j2",
             sheet=sheet,
@@ -557,14 +565,14 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return page(request, "my.html.j2", rows=rows)
 
     @web.get("/obligations/{code}/form.xlsx", include_in_schema=False)
-    def blank_form(request: Request, code: str) -> Response:
+    def blank_form(request: Request, code: Code) -> Response:
         """The plan's blank form for the duty (e.g. Annex 4), for anyone signed in."""
         require(request)
         form = views.obligation_form(app.store, code)
         return attachment(exports.form_xlsx(form), exports.XLSX_TYPE, f"{form['title']}.xlsx")
 
     @web.get("/tasks/{task_id}/form.xlsx", include_in_schema=False)
-    def task_form(request: Request, task_id: int) -> Response:
+    def task_form(request: Request, task_id: TaskId) -> Response:
         """The same form with the institution and the month of the task filled in."""
         who = require(request)
         task = views.task_detail(app.store, who, task_id, now=now(), tz=tz, calendar=app.calendar)
@@ -577,7 +585,11 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return attachment(body, exports.XLSX_TYPE, filename)
 
     @web.get("/tasks/{task_id}", response_class=HTMLResponse, include_in_schema=False)
-    def task_page(request: Request, task_id: int) -> Response:
+    def task_page(
+        request: Request,
+        task_id: TaskId,
+        error: Annotated[str | None, Query(max_length=ERROR_MAX)] = None,
+    ) -> Response:
         who = require(request)
         task = views.task_detail(app.store, who, task_id, now=now(), tz=tz, calendar=app.calendar)
         timeline = views.timeline(app.store, who, task_id, tz=tz)
@@ -586,7 +598,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             "task.html.j2",
             task=task,
             timeline=timeline,
-            error=request.query_params.get("error"),
+            error=error,
         )
 
     def upload(request: Request, who: Principal, task_id: int, form: Any) -> list[evidence.Stored]:
@@ -594,13 +606,16 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         if not permissions.may_add_evidence(who, org_id=task["org_id"]):
             raise Denied("only the institution (or an administrator) adds evidence")
         if task["state"] not in ("open", "rejected"):
-            raise DubanError(
+            raise StateError(
                 f"task {task_id} is {task['state']}: evidence is added while a task is open "
                 "or rejected"
             )
-        kind = str(form.get("kind") or "other")
+        kind = str(form.get("kind") or "other")[:KIND_MAX]
         if kind not in {*task["required"], "other"}:
-            raise DubanError(f"evidence kind {kind!r} is not one this duty asks for")
+            raise StateError(
+                f"evidence kind {kind!r} is not one this duty asks for; send one of "
+                f"{', '.join([*task['required'], 'other'])}"
+            )
         stored: list[evidence.Stored] = []
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
         if len(files) > MAX_FILES:
@@ -625,25 +640,25 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return stored
 
     def bounded(request: Request) -> None:
-        length = request.headers.get("content-length")
-        if length is None:
-            raise DubanError("uploads need a Content-Length")
+        length = request.headers.get("content-length", "")
+        if not (length.isascii() and length.isdigit() and len(length) <= 15):
+            raise DubanError("uploads need a Content-Length (a whole number of bytes)")
         if int(length) > max_bytes * MAX_FILES + 1024 * 1024:
-            raise DubanError(
+            raise evidence.UploadTooLarge(
                 f"the upload is larger than {settings.upload_max_mb} MiB per file allows"
             )
 
     @web.post("/tasks/{task_id}/evidence", include_in_schema=False)
-    async def evidence_form(request: Request, task_id: int) -> Response:
+    async def evidence_form(request: Request, task_id: TaskId) -> Response:
         who = require(request)
         bounded(request)
         form = await request.form(max_files=MAX_FILES + 1)
         check_csrf(request, str(form.get("csrf", "")))
         try:
             stored = await run_in_threadpool(upload, request, who, task_id, form)
-        except evidence.UploadError as exc:
+        except (evidence.UploadError, InvalidText) as exc:
             return RedirectResponse(
-                f"/tasks/{task_id}?" + urlencode({"error": str(exc)}), status_code=303
+                f"/tasks/{task_id}?" + urlencode({"error": str(exc)[:ERROR_MAX]}), status_code=303
             )
         log.info("%s uploaded %d files to task %d", who.actor, len(stored), task_id)
         return RedirectResponse(f"/tasks/{task_id}", status_code=303)
@@ -668,7 +683,9 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         ).value
 
     @web.post("/tasks/{task_id}/{verb}", include_in_schema=False)
-    async def task_action(request: Request, task_id: int, verb: str) -> Response:
+    async def task_action(
+        request: Request, task_id: TaskId, verb: Literal["submit", "accept", "reject", "waive"]
+    ) -> Response:
         who = require(request)
         form = await request.form()
         check_csrf(request, str(form.get("csrf", "")))
@@ -687,13 +704,13 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             raise
         except DubanError as exc:
             return RedirectResponse(
-                f"/tasks/{task_id}?" + urlencode({"error": str(exc)}), status_code=303
+                f"/tasks/{task_id}?" + urlencode({"error": str(exc)[:ERROR_MAX]}), status_code=303
             )
-        back = str(form.get("back") or "")
+        back = str(form.get("back") or "")[:NEXT_MAX]
         return RedirectResponse(safe_next(back) or f"/tasks/{task_id}", status_code=303)
 
     @web.get("/evidence/{evidence_id}", include_in_schema=False)
-    def evidence_file(request: Request, evidence_id: int) -> Response:
+    def evidence_file(request: Request, evidence_id: EvidenceId) -> Response:
         who = require(request)
         with app.store.read() as session:
             ev = session.get(Evidence, evidence_id)
@@ -712,38 +729,57 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         )
 
     @web.get("/ics/{token}.ics", include_in_schema=False)
-    def ics(token: str) -> Response:
+    def ics(token: Token) -> Response:
         org = feeds.org_for_token(app.store, token)
         if org is None:
             raise NotFound("calendar feed", "this token")
         body = feeds.ics_feed(app.store, org, now=now(), base_url=settings.base_url)
         return Response(body, media_type="text/calendar; charset=utf-8")
 
-    # --- JSON API ----------------------------------------------------------------------
+    # --- JSON API (schema at /openapi.json; every error is an ErrorBody) ---------------
 
-    @web.get("/api/me", tags=["users"])
-    def api_me(request: Request) -> dict[str, Any]:
+    api = APIRouter(prefix="/api", dependencies=[Security(BEARER)])
+
+    @web.get("/api/health", tags=["health"], responses=error_responses(503))
+    def api_health() -> Health:
+        """Is the service up and its database reachable? No sign-in needed."""
+        try:
+            with app.store.read() as session:
+                session.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise StorageError("the database cannot be reached; retry shortly") from exc
+        return Health(status="ok")
+
+    @api.get("/me", tags=["users"], responses=error_responses())
+    def api_me(request: Request) -> Me:
         """Who the session or token belongs to."""
         who = require(request)
-        return {"name": who.name, "role": who.role, "org": who.org_code}
+        return Me(name=who.name, role=who.role, org=who.org_code)
 
-    @web.get("/api/tasks", tags=["tasks"])
+    @api.get("/tasks", tags=["tasks"], responses=error_responses())
     def api_tasks(
         request: Request,
-        org: str | None = None,
-        obligation: str | None = None,
-        period: str | None = None,
-        tag: str | None = None,
-        state: str | None = None,
-        year: int | None = None,
+        org: OptionalCode = None,
+        obligation: OptionalCode = None,
+        period: Annotated[str | None, Query(pattern=PERIOD)] = None,
+        tag: OptionalCode = None,
+        state: State | None = None,
+        year: Year = None,
         overdue: bool = False,
-        limit: int = 1000,
-        offset: int = 0,
+        limit: Annotated[int, Query(ge=0, le=API_MAX_LIMIT)] = 1000,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> list[dict[str, Any]]:
         """Tasks you may see, filtered as on the pages, with overdue derived as of now; the
-        oldest due first (longest overdue first), `limit` (at most 50,000) from `offset`."""
+        oldest due first (longest overdue first), `limit` from `offset`."""
         who = require(request)
-        f = Filters(org=org, obligation=obligation, period=period, tag=tag, state=state, year=year)
+        f = Filters(
+            org=org or None,
+            obligation=obligation or None,
+            period=period or None,
+            tag=tag or None,
+            state=state,
+            year=year,
+        )
         return views.tasks(
             app.store,
             who,
@@ -751,51 +787,66 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             tz=tz,
             filters=f,
             overdue_only=overdue,
-            limit=max(0, min(limit, 50_000)),
-            offset=max(0, offset),
+            limit=limit,
+            offset=offset,
         )
 
-    @web.get("/api/tasks/{task_id}", tags=["tasks"])
-    def api_task(request: Request, task_id: int) -> dict[str, Any]:
+    @api.get("/tasks/{task_id}", tags=["tasks"], responses=error_responses(403, 404))
+    def api_task(request: Request, task_id: TaskId) -> dict[str, Any]:
         """One task with its clause, required and missing evidence, and working days left."""
         who = require(request)
         return views.task_detail(app.store, who, task_id, now=now(), tz=tz, calendar=app.calendar)
 
-    @web.get("/api/tasks/{task_id}/timeline", tags=["audit"])
-    def api_timeline(request: Request, task_id: int) -> list[dict[str, Any]]:
+    @api.get("/tasks/{task_id}/timeline", tags=["audit"], responses=error_responses(403, 404))
+    def api_timeline(request: Request, task_id: TaskId) -> list[dict[str, Any]]:
         """Who did what to the task and when, from the hash-chained audit trail."""
         who = require(request)
         return views.timeline(app.store, who, task_id, tz=tz)
 
-    @web.post("/api/tasks/{task_id}/evidence", tags=["tasks"], status_code=201)
-    async def api_evidence(request: Request, task_id: int) -> dict[str, Any]:
-        """Upload files (multipart field `files`, several allowed; `kind`; optional `note`)."""
+    @api.post(
+        "/tasks/{task_id}/evidence",
+        tags=["tasks"],
+        status_code=201,
+        responses=error_responses(400, 403, 404, 409, 413, 415, 503, 507),
+        openapi_extra=upload_body(MAX_FILES),
+    )
+    async def api_evidence(request: Request, task_id: TaskId) -> Uploaded:
+        """Upload evidence: files (multipart field `files`, up to 10, each within the size
+        limit, PDF, JPEG, PNG or Office documents whose content matches their extension),
+        `kind` (one the duty asks for, or `other`), and an optional `note`. 201 when at least
+        one file or a note was stored; 400 when the request carries neither."""
         who = require(request)
         check_csrf(request, None)
         bounded(request)
         form = await request.form(max_files=MAX_FILES + 1)
-        try:
-            stored = await run_in_threadpool(upload, request, who, task_id, form)
-        except evidence.UploadError as exc:
-            raise DubanError(str(exc)) from exc
-        return {"evidence": [s.__dict__ for s in stored]}
+        if not _has_upload(form):
+            raise DubanError("nothing to upload: send at least one file (`files`) or a `note`")
+        stored = await run_in_threadpool(upload, request, who, task_id, form)
+        return Uploaded(evidence=[StoredOut(**s.__dict__) for s in stored])
 
-    for verb, action in (
-        ("submit", Action.SUBMIT),
-        ("accept", Action.ACCEPT),
-        ("reject", Action.REJECT),
-        ("waive", Action.WAIVE),
+    for verb, action, body_type in (
+        ("submit", Action.SUBMIT, ReasonBody),
+        ("accept", Action.ACCEPT, ReasonBody),
+        ("reject", Action.REJECT, RequiredReason),
+        ("waive", Action.WAIVE, RequiredReason),
     ):
 
-        def make(action: Action = action) -> Any:
-            def endpoint(
-                request: Request, task_id: int, body: ReasonBody | None = None
-            ) -> dict[str, Any]:
+        def make(action: Action = action, body_type: type[Any] = body_type) -> Any:
+            def perform(request: Request, task_id: int, reason: str | None) -> ActionResult:
                 who = require(request)
                 check_csrf(request, None)
-                state = act(who, task_id, action, body.reason if body else None)
-                return {"id": task_id, "state": state}
+                return ActionResult(id=task_id, state=act(who, task_id, action, reason))
 
+            def optional(
+                request: Request, task_id: TaskId, body: ReasonBody | None = None
+            ) -> ActionResult:
+                return perform(request, task_id, body.reason if body else None)
+
+            def required(request: Request, task_id: TaskId, body: RequiredReason) -> ActionResult:
+                return perform(request, task_id, body.reason)
+
+            # reject and waive need a reason, so their body is required
+            endpoint = required if body_type is RequiredReason else optional
             endpoint.__doc__ = {
                 Action.SUBMIT: "Submit the task's evidence for review "
                 "(institution or administrator).",
@@ -806,15 +857,35 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             }[action]
             return endpoint
 
-        web.post(f"/api/tasks/{{task_id}}/{verb}", tags=["tasks"], name=f"api_{verb}")(make())
+        api.post(
+            f"/tasks/{{task_id}}/{verb}",
+            tags=["tasks"],
+            name=f"api_{verb}",
+            responses=error_responses(403, 404, 409),
+        )(make())
 
-    @web.get("/api/audit/verify", tags=["audit"])
+    @api.get("/audit/verify", tags=["audit"], responses=error_responses(403))
     def api_verify(request: Request) -> dict[str, Any]:
         """Recompute the audit chain (as `duban audit verify`)."""
         require(request, STAFF)
         return views.audit_status(app.store)
 
+    web.include_router(api)
+
     return web
+
+
+def _has_upload(form: Any) -> bool:
+    files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
+    note = form.get("note")
+    return bool(files) or (isinstance(note, str) and bool(note.strip()))
+
+
+def page_templates() -> Jinja2Templates:
+    """The page templates, every one autoescaped: they end in .html.j2, which Starlette's own
+    environment does not count as HTML, so it wrote every stored and reflected value raw."""
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
+    return Jinja2Templates(env=env)
 
 
 def download_as(filename: str) -> dict[str, str]:
@@ -835,7 +906,17 @@ class WebServer:
     def __init__(self, app: App, host: str, port: int, clock: Clock | None = None) -> None:
         import uvicorn
 
-        config = uvicorn.Config(create_app(app, clock), host=host, port=port, log_level="warning")
+        trusted = app.settings.trusted_proxies
+        config = uvicorn.Config(
+            create_app(app, clock),
+            host=host,
+            port=port,
+            log_level="warning",
+            # X-Forwarded-For decides the address the sign-in throttle counts, so it is read
+            # only from the proxies named in `trusted_proxies` (none by default)
+            proxy_headers=bool(trusted),
+            forwarded_allow_ips=",".join(trusted) if trusted else "",
+        )
         self._server = uvicorn.Server(config)
         self._where = f"{host}:{port}"
 

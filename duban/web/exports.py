@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 
@@ -35,10 +37,27 @@ def to_csv(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
+#: a cell starting with one of these is a formula to a spreadsheet (OWASP CSV injection)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: characters an XLSX cell cannot hold (XML 1.0 forbids them): shown as U+FFFD instead
+_ILLEGAL = ILLEGAL_CHARACTERS_RE
+_SHEET_TITLE_BAD = re.compile(r"[\[\]:*?/\\]")
+
+
 def _safe(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+    """Text a spreadsheet shows as text: never a formula, never a character XLSX refuses
+    (stored text from before control characters were refused must still export)."""
+    if not isinstance(value, str):
+        return value
+    value = _ILLEGAL.sub("\ufffd", value)
+    if value[:1] in FORMULA_START:
         return "'" + value
     return value
+
+
+def sheet_title(title: str) -> str:
+    """A title XLSX accepts: at most 31 characters, none of []:*?/\\."""
+    return _SHEET_TITLE_BAD.sub("_", title)[:31] or "sheet"
 
 
 def to_xlsx(
@@ -47,7 +66,7 @@ def to_xlsx(
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.title = title[:31]
+    sheet.title = sheet_title(title)
     sheet.append([header for _, header in columns])
     for cell in sheet[1]:
         cell.font = Font(bold=True)

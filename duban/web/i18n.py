@@ -117,6 +117,11 @@ WORDS: dict[str, tuple[str, str]] = {
         "用户名或密码错误，或账户已停用",
         "Wrong name or password, or the account is disabled",
     ),
+    "throttled_login": (
+        "登录失败次数过多，请 15 分钟后再试（曾在本浏览器登录过的账号不受影响）",
+        "Too many failed sign-ins; try again in 15 minutes (a browser that signed in to this "
+        "account before is not held back)",
+    ),
     "stale_login": ("页面已过期，请重新登录", "The page was stale; please sign in again"),
     "pages": ("分页", "Pages"),
     "page": ("第 {n} 页", "Page {n}"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -178,6 +179,7 @@ def demo(
         window = catalog.plans[0].header.valid
         if not window.start <= day <= window.until:
             _fail(f"--as-of {day} is outside the plan's year ({window.start} – {window.until})", 2)
+        _check_port(host, port)
         prepare_folder(folder, _configured_database())
         log.info("building the demo database in %s", folder.resolve())
         report, made = build(app, as_of=day, seed=seed, catalog=catalog)
@@ -188,6 +190,19 @@ def demo(
         scheduler.run(app, clock, serve=WebServer(app, host, port, clock))
     except DubanError as exc:
         _fail(str(exc))
+
+
+def _check_port(host: str, port: int) -> None:
+    """Say that the port is taken before building a year, not after (the server binds later)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise DubanError(
+                f"the web UI cannot listen on {host}:{port} ({exc.strerror}); "
+                "give another port with --port"
+            ) from exc
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

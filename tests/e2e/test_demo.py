@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -187,6 +188,27 @@ def test_demo_refuses_the_configured_database_and_a_folder_it_did_not_make(tmp_p
     assert done.returncode == 2
     assert "--as-of 2023-06-01 is outside the plan's year (2022-04-01 – 2023-04-30)" in done.stderr
     assert not (tmp_path / "duban-demo").exists()
+
+
+def test_a_taken_port_is_said_before_the_year_is_built(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = duban("demo", "--port", str(port), cwd=tmp_path, ok=False)
+    assert done.returncode == 1
+    assert f"the web UI cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert not (tmp_path / "duban-demo").exists()
+
+
+def test_a_folder_the_demo_made_is_rebuilt_from_scratch(tmp_path: Path) -> None:
+    folder = tmp_path / "duban-demo"
+    prepare_folder(folder, configured=None)
+    (folder / "demo.db").write_bytes(b"last run")
+    (folder / "outbox-mail").mkdir()
+    db = prepare_folder(folder, configured=None)
+    assert db == folder.resolve() / "demo.db"
+    assert [p.name for p in folder.iterdir()] == [MARKER]
 
 
 # --- the real console script, in a real browser ---------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -67,13 +68,15 @@ class App:
             catchup=timedelta(days=self.settings.catchup_days),
         )
 
-    def deliver(self, now: datetime) -> DeliverReport:
+    def deliver(self, now: datetime, *, stop: threading.Event | None = None) -> DeliverReport:
+        """Deliver the outbox as of `now`; `stop` ends it after the message in flight."""
         return deliver(
             self.store,
             self.transport(),
             ctx=self.context(now),
             mail_from=self.settings.mail_from,
             retry=self.settings.retry_policy,
+            stop=stop,
         )
 
     def init(

@@ -345,10 +345,7 @@ def tick(now: NowOption = None) -> None:
     for code, n in sorted(report.by_obligation.items()):
         out.print(f"  {code}: +{n}")
     out.print(f"sweep: {swept.marks} ladder steps reached, {swept.messages} messages enqueued")
-    out.print(
-        f"deliver ({transport.describe()}): {delivered.sent} sent, {delivered.retried} to "
-        f"retry, {delivered.failed} failed"
-    )
+    out.print(f"deliver ({transport.describe()}): {delivered.summary()}")
     for line in delivered.errors:
         err.print(f"  {line}", markup=False)
 
@@ -367,7 +364,7 @@ def run() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ctx = _app()
     with errors():
-        report = ctx.init(now=datetime.now(UTC))
+        report = scheduler.start_database(ctx, clock=lambda: datetime.now(UTC))
         if report:
             log.info(
                 "database %s: %d plans, %d obligations, %d organizations",

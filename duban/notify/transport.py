@@ -1,15 +1,26 @@
 """Where messages go: an SMTP server (through yagmail) or a folder of .eml files.
 
-SMTP replies are classified here, at the boundary: a 4xx reply or a dropped connection is
-`TransientError` (retry later); a 5xx reply is `PermanentError` (this message failed, the
-others go on). The password never appears in an error message or a log line.
+Outcomes are classified here, at the boundary:
+- `TransientError`: this message may go later (a 4xx reply, a connection dropped mid-message);
+- `Unavailable` (a `TransientError`): nothing can go now (the server cannot be reached, the
+  login is refused, the mail folder is full or read-only); the whole batch waits;
+- `PermanentError`: the server refused this message for good (5xx reply); the others go on.
+The password never appears in an error message or a log line.
+
+Every connection is closed by the code that opened it, on every path (sent, refused, login
+refused): an unclosed yagmail client says QUIT from its `__del__`, that is at whatever moment
+and in whatever thread the garbage collector runs, and waits there for the server's answer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import secrets
 import smtplib
 from dataclasses import dataclass
+from email.header import Header
 from email.message import Message
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +32,10 @@ from duban.errors import DubanError
 
 PERMANENT_FROM = 500
 DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
+TIMEOUT_SECONDS = 30  # each socket operation; a server slower than this is a dropped connection
+CLOSE_TIMEOUT_SECONDS = 5  # QUIT is a courtesy: never wait long for its answer
+MAX_LINE = 998  # RFC 5322 §2.1.1
+FOLD_AT = 78
 
 
 class DeliveryError(DubanError):
@@ -28,7 +43,12 @@ class DeliveryError(DubanError):
 
 
 class TransientError(DeliveryError):
-    """Try again later (4xx reply, refused or dropped connection, timeout)."""
+    """Try this message again later (4xx reply, connection dropped mid-message, timeout)."""
+
+
+class Unavailable(TransientError):
+    """Nothing can be handed over now (server unreachable, login refused, mail folder full or
+    read-only): every message of the batch is retried later, counted toward the give-up."""
 
 
 class PermanentError(DeliveryError):
@@ -77,22 +97,37 @@ class Transport(Protocol):
     def describe(self) -> str: ...
 
 
-def _classify(exc: Exception) -> DeliveryError:
+def _answer(exc: smtplib.SMTPException) -> tuple[int, str] | None:
     answer: bytes | str
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         code, answer = next(iter(exc.recipients.values()))
     elif isinstance(exc, smtplib.SMTPResponseException):
         code, answer = exc.smtp_code, exc.smtp_error
     else:
-        return TransientError(f"connection problem: {type(exc).__name__}: {exc}")
+        return None
     text = answer.decode(errors="replace") if isinstance(answer, bytes) else str(answer)
+    return code, text
+
+
+def _classify(exc: Exception) -> DeliveryError:
+    """A reply to one message: 5xx permanent, 4xx transient; anything else a dropped link."""
+    answer = _answer(exc) if isinstance(exc, smtplib.SMTPException) else None
+    if answer is None:
+        return TransientError(f"connection problem: {type(exc).__name__}: {exc}")
+    code, text = answer
     cls = PermanentError if code >= PERMANENT_FROM else TransientError
     return cls(f"{code} {text}")
 
 
+def _unavailable(where: str, exc: Exception) -> Unavailable:
+    answer = _answer(exc) if isinstance(exc, smtplib.SMTPException) else None
+    said = f"{answer[0]} {answer[1]}" if answer else f"{type(exc).__name__}: {exc}"
+    return Unavailable(f"cannot reach {where}: {said}")
+
+
 class SmtpTransport:
     """One SMTP connection (opened by yagmail: TLS, STARTTLS, login or an open relay),
-    reused for a batch of messages."""
+    reused for a batch of messages, closed by `close()` (and on every failure)."""
 
     def __init__(self, config: SmtpConfig, mail_from: str) -> None:
         self.config = config
@@ -106,43 +141,129 @@ class SmtpTransport:
         if self._client is None:
             client = yagmail.SMTP(
                 user=self.config.user or self.mail_from,
-                password=self.config.password,
+                # never None with a user: yagmail would ask a keyring, then the terminal
+                password=self.config.password or "",
                 host=self.config.host,
                 port=self.config.port,
                 smtp_ssl=self.config.ssl,
                 smtp_starttls=self.config.starttls,
                 smtp_skip_login=self.config.user is None,
                 soft_email_validation=False,
-                timeout=30,
+                timeout=TIMEOUT_SECONDS,
             )
             try:
                 client.login()
             except (smtplib.SMTPException, OSError) as exc:
-                raise _classify(exc) from None  # never chain: the cause may hold the password
+                _close_client(client)
+                # never chain: the cause may hold the password
+                raise _unavailable(self.describe(), exc) from None
             self._client = client
         return self._client
 
     def send(self, message: Message) -> None:
         client = self._connect()
         try:
-            client.smtp.send_message(message, from_addr=self.mail_from)
-        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            client.smtp.sendmail(self.mail_from, [str(message["To"])], wire_bytes(message))
+        except (smtplib.SMTPException, OSError) as exc:
             error = _classify(exc)
-            if isinstance(error, TransientError) and not isinstance(
-                exc, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused
-            ):
+            if isinstance(error, TransientError) and _answer_less(exc):
                 self.close()  # the connection is gone; the next message reconnects
             raise error from None
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        client, self._client = self._client, None
+        if client is not None:
+            _close_client(client)
+
+
+def _answer_less(exc: Exception) -> bool:
+    return not isinstance(exc, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused)
+
+
+def _close_client(client: yagmail.SMTP) -> None:
+    """QUIT briefly, then close the socket whatever the server does; never raises."""
+    client.is_closed = True  # its __del__ must never talk to the server
+    smtp = client.smtp
+    if smtp is None:
+        return
+    try:
+        if smtp.sock is not None:
+            smtp.sock.settimeout(CLOSE_TIMEOUT_SECONDS)
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        smtp.close()
+
+
+def wire_bytes(message: Message) -> bytes:
+    """The message as sent (CRLF line ends), as the standard generator would write it.
+
+    Messages built by `duban.notify.render.to_email` (a multipart of base64 parts with ASCII
+    headers and an encoded Subject) are written directly, several times faster than
+    `email.generator`, which re-folds every header through `email.header.Header`; anything
+    else goes through the generator.
+    """
+    fast = _fast_bytes(message)
+    return (
+        fast if fast is not None else message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    )
+
+
+def _headers(message: Message, lines: list[str], content_type: str | None = None) -> bool:
+    for name, value in message.items():
+        if isinstance(value, Header):
+            text = value.encode(linesep="\r\n", maxlinelen=FOLD_AT)
+        elif isinstance(value, str) and value.isascii() and "\n" not in value and "\r" not in value:
+            text = content_type if content_type and name.lower() == "content-type" else value
+        else:
+            return False
+        if len(name) + 2 + len(text.split("\r\n", 1)[0]) > MAX_LINE:
+            return False
+        lines.append(f"{name}: {text}")
+    return True
+
+
+def _fast_bytes(message: Message) -> bytes | None:
+    parts = message.get_payload()
+    if not message.is_multipart() or not isinstance(parts, list):
+        return None
+    if message.preamble or message.epilogue:
+        return None
+    boundary = message.get_boundary() or f"=_duban_{secrets.token_hex(12)}"
+    content_type = message.get("Content-Type")
+    if not isinstance(content_type, str) or not content_type.startswith("multipart/"):
+        return None
+    if message.get_boundary() is None:
+        content_type = f'{content_type}; boundary="{boundary}"'
+    lines: list[str] = []
+    if not _headers(message, lines, content_type):
+        return None
+    out = ["\r\n".join(lines), "\r\n\r\n"]
+    for part in parts:
+        if not isinstance(part, Message):
+            return None
+        payload = part.get_payload()
+        if (
+            part.is_multipart()
+            or not isinstance(payload, str)
+            or not payload.isascii()
+            or str(part.get("Content-Transfer-Encoding", "")).lower() != "base64"
+        ):
+            return None  # base64 never holds the boundary (it has no '_'); other bodies might
+        head: list[str] = []
+        if not _headers(part, head):
+            return None
+        out += [f"--{boundary}\r\n", "\r\n".join(head), "\r\n\r\n"]
+        out += [payload.replace("\n", "\r\n"), "\r\n"]
+    out.append(f"--{boundary}--\r\n")
+    return "".join(out).encode("ascii")
 
 
 class EmlFolderTransport:
     """The embedded default: each message becomes `<folder>/<key-hash>.eml`, so a new user
-    sees exactly what would be sent. Writing the same message twice overwrites it."""
+    sees exactly what would be sent. Writing the same message twice overwrites it. A folder
+    that is full, read-only or not a folder is `Unavailable`: retried, never a crash."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -151,11 +272,30 @@ class EmlFolderTransport:
         return f"eml files in {self.folder}"
 
     def send(self, message: Message) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:24]
         tmp = self.folder / f".{name}.tmp"
-        tmp.write_bytes(bytes(message))
-        tmp.replace(self.folder / f"{name}.eml")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(wire_bytes(message))
+            tmp.replace(self.folder / f"{name}.eml")
+        except OSError as exc:
+            _discard(tmp)
+            raise Unavailable(_folder_problem(self.folder, exc)) from None
 
     def close(self) -> None:
         return None
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(OSError):  # the folder itself is the problem
+        path.unlink(missing_ok=True)
+
+
+def _folder_problem(folder: Path, exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        why = "the disk is full"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = "it is read-only or not writable by this user"
+    else:
+        why = exc.strerror or type(exc).__name__
+    return f"cannot write to the mail folder {folder} (mail_dir): {why}"

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
-from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from duban.engine import lease
 from duban.engine.materialize import materialize
 from duban.store import audit
 from duban.store.models import Evidence, Task
@@ -48,17 +46,3 @@ def test_two_processes_materializing_at_once_create_each_task_once(mini, db_url)
         )
     assert total == distinct == sum(created)
     assert total > 0
-
-
-def test_second_scheduler_is_refused_while_the_first_holds_the_lease(mini):
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    assert lease.acquire(mini, holder="first", now=now) is None
-    held = lease.acquire(mini, holder="second", now=now + timedelta(seconds=10))
-    assert held is not None and held.startswith("first (lease valid until")
-    assert lease.acquire(mini, holder="first", now=now + timedelta(seconds=30)) is None
-
-
-def test_lease_of_a_crashed_scheduler_expires(mini):
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    assert lease.acquire(mini, holder="crashed", now=now) is None
-    assert lease.acquire(mini, holder="next", now=now + lease.DEFAULT_TTL) is None

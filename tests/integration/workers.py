@@ -30,3 +30,36 @@ def run_materialize(url: str, day: str) -> int:
     report = materialize(store, calendar=calendar, now=now, tz=ZoneInfo("Asia/Shanghai"))
     store.dispose()
     return report.tasks_created
+
+
+def deliver_now(url: str, smtp_url: str, now_iso: str) -> int:
+    """One `deliver` run in its own process (killed with SIGKILL by the fault tests)."""
+    from duban.engine.deliver import deliver
+    from duban.engine.notices import Context
+    from duban.notify.transport import SmtpConfig, SmtpTransport
+
+    store = Store.from_url(url)
+    calendar = load_calendar(ROOT / "calendar")
+    ctx = Context(
+        now=datetime.fromisoformat(now_iso),
+        tz=ZoneInfo("Asia/Shanghai"),
+        calendar=calendar,
+        base_url="https://duban.example.org",
+    )
+    transport = SmtpTransport(SmtpConfig.parse(smtp_url), "duban@xinfeng.example.org")
+    report = deliver(store, transport, ctx=ctx, mail_from="duban@xinfeng.example.org")
+    store.dispose()
+    return report.sent
+
+
+def hold_lease(url: str, ready: str) -> None:
+    """Take the scheduler lease as `duban run` names itself, say so, then wait to be killed."""
+    import time
+    from pathlib import Path
+
+    from duban.engine import lease
+
+    store = Store.from_url(url)
+    assert lease.acquire(store, holder=lease.holder_name()) is None
+    Path(ready).write_text(lease.holder_name())
+    time.sleep(600)

@@ -1,0 +1,135 @@
+"""Claims on outbox rows: which deliverer may send a message, dated by the database's clock.
+
+A claim marks rows 'sending' with `claimed_at` = the database's time when they were taken
+(the claim's stamp). A claim older than the claim timeout by that same clock belongs to a
+deliverer that died or stalled, and another may take the rows over; so the holder renews its
+claim while it works, and every write about a claimed row names the stamp it holds: a row
+taken over by another deliverer is never recorded, renewed or released by the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
+
+from duban.engine.dbclock import db_now
+from duban.store.db import Store
+from duban.store.models import Outbox
+
+CLAIM_TIMEOUT = timedelta(minutes=10)
+
+
+@dataclass
+class Claim:
+    """Rows held by one deliverer, and the stamp they carry in `claimed_at`."""
+
+    ids: list[int]
+    stamp: datetime
+    lost: set[int] = field(default_factory=set)  # taken over by another deliverer
+
+
+def take(store: Store, *, now: datetime, batch: int, timeout: timedelta) -> Claim | None:
+    """Claim up to `batch` rows: pending ones due as of `now` (business time), and rows whose
+    claim is older than `timeout` by the database's clock. Commits on its own."""
+    with store.write() as session:
+        stamp = db_now(session)
+        due = or_(
+            and_(Outbox.state == "pending", Outbox.next_attempt_at <= now),
+            and_(Outbox.state == "sending", Outbox.claimed_at <= stamp - timeout),
+        )
+        query = select(Outbox.id).where(due).order_by(Outbox.id).limit(batch)
+        if store.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if not ids:
+            return None
+        session.execute(
+            update(Outbox).where(Outbox.id.in_(ids)).values(state="sending", claimed_at=stamp)
+        )
+    return Claim(ids=ids, stamp=stamp)
+
+
+def _held(claim: Claim) -> Any:
+    return and_(Outbox.state == "sending", Outbox.claimed_at == claim.stamp)
+
+
+def renew(conn: Connection, claim: Claim, ids: list[int]) -> None:
+    """Date the claim on `ids` again with the database's current time. Rows whose stamp
+    changed were taken over by another deliverer: they go to `claim.lost`."""
+    if not ids:
+        return
+    with conn.begin():
+        stamp = db_now(conn)
+        kept = set(
+            conn.scalars(
+                update(Outbox)
+                .where(Outbox.id.in_(ids), _held(claim))
+                .values(claimed_at=stamp)
+                .returning(Outbox.id)
+            )
+        )
+    claim.lost.update(set(ids) - kept)
+    claim.stamp = stamp
+
+
+def release(conn: Connection, claim: Claim, ids: list[int]) -> None:
+    """Put unsent rows back in the queue at once (a deliverer told to stop)."""
+    if ids:
+        with conn.begin():
+            conn.execute(
+                update(Outbox)
+                .where(Outbox.id.in_(ids), _held(claim))
+                .values(state="pending", claimed_at=None)
+            )
+
+
+OUTCOME_COLUMNS = {
+    "sent": ("sent_at", "attempts", "subject", "message_id", "last_error"),
+    "pending": ("attempts", "last_error", "next_attempt_at"),
+    "failed": ("attempts", "last_error", "next_attempt_at"),
+}
+
+
+class Ledger:
+    """Records outcomes as they happen, each in its own short transaction on one connection
+    (on PostgreSQL a single autocommitted statement: one round trip per message)."""
+
+    def __init__(self, store: Store) -> None:
+        # duban_write: BEGIN IMMEDIATE on SQLite (see duban.store.db)
+        engine: Engine = store.engine.execution_options(duban_write=True)
+        if store.dialect == "postgresql":
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.conn = engine.connect()
+        self._statements = {
+            state: update(Outbox)
+            .where(
+                Outbox.id == bindparam("b_id"),
+                Outbox.state == "sending",
+                Outbox.claimed_at == bindparam("b_stamp"),
+            )
+            .values(
+                state=state,
+                claimed_at=None,
+                **{c: bindparam(f"b_{c}", type_=Outbox.__table__.c[c].type) for c in cols},
+            )
+            for state, cols in OUTCOME_COLUMNS.items()
+        }
+
+    def record(self, claim: Claim, state: str, outcomes: list[dict[str, Any]]) -> int:
+        """Write outcomes of one kind ('sent', 'pending', 'failed'); returns how many rows
+        were still held by `claim` (the others were taken over and are left alone)."""
+        if not outcomes:
+            return 0
+        params = [{"b_stamp": claim.stamp, **{f"b_{k}": v for k, v in o.items()}} for o in outcomes]
+        with self.conn.begin():
+            result = self.conn.execute(
+                self._statements[state].execution_options(preserve_rowcount=True),
+                params[0] if len(params) == 1 else params,
+            )
+        return len(outcomes) if len(params) > 1 else int(result.rowcount)
+
+    def close(self) -> None:
+        self.conn.close()

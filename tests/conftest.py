@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from duban.catalog.calendar import load_calendar
 from duban.catalog.loader import Catalog, load_catalog
 from duban.domain.workdays import WorkdayCalendar
+from duban.engine.adoption import set_adopted
 from duban.engine.sync import sync_catalog
 from duban.store.db import Store
 
@@ -88,11 +89,14 @@ def store(db_url: str) -> Iterator[Store]:
 
 
 LOAD_TIME = datetime(2022, 4, 1, tzinfo=UTC)
+ADOPTED = date(2022, 1, 1)
 
 
 @pytest.fixture
 def loaded(store: Store, catalog: Catalog) -> Store:
-    """A store with the bundled plans and the example county loaded."""
+    """A store with the bundled plans and the example county loaded, adopted on 2022-01-01
+    (before the county plan began), so every period of the 2022 plan is owed."""
     with store.write() as session:
         sync_catalog(session, catalog, now=LOAD_TIME)
+        set_adopted(session, ADOPTED, now=LOAD_TIME, actor="test")
     return store

@@ -156,12 +156,13 @@ def _future(
     return found
 
 
-def _existing(session: Session, obligation_ids: list[int], start: date) -> dict[int, set[Any]]:
+def _existing(session: Session, obligation_ids: list[int]) -> dict[int, set[Any]]:
+    """(org, period) of every task already created: those are never created again."""
     found: dict[int, set[tuple[str, str]]] = {i: set() for i in obligation_ids}
     for ob_id, org, key in session.execute(
         select(Task.obligation_id, Organization.code, Task.period_key)
         .join(Organization, Organization.id == Task.org_id)
-        .where(Task.obligation_id.in_(obligation_ids), Task.due_date >= start)
+        .where(Task.obligation_id.in_(obligation_ids))
     ):
         found[ob_id].add((org, key))
     return found
@@ -204,7 +205,7 @@ def diff(
             else []
         )
         roster = _roster(session)
-        existing = _existing(session, [r.id for r in rows], as_of)
+        existing = _existing(session, [r.id for r in rows])
         open_counts: dict[int, int] = {
             ob_id: count
             for ob_id, count in session.execute(

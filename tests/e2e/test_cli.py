@@ -212,6 +212,8 @@ def test_a_bad_plan_file_loads_nothing(workdir):
 def test_run_starts_catches_up_and_refuses_a_second_scheduler(workdir):
     port = free_port()
     env = {**os.environ, **MINI, "COLUMNS": "200", "DUBAN_WEB_PORT": str(port)}
+    # a deployment adopted when the mini plan began, so every one of its periods is owed
+    duban("init", "--adopted", "2022-04-01", cwd=workdir, env=MINI)
     first = subprocess.Popen(
         [DUBAN, "run"], cwd=workdir, env=env, stderr=subprocess.PIPE, text=True
     )

@@ -15,6 +15,11 @@ half-way and retried, therefore end in the same state as one clean run.
 - `sweep()`: reminders, escalations and digests into the outbox, every 15 minutes.
 - `deliver()`: the outbox to SMTP (or .eml files), every minute.
 
+A failed run is not retried automatically: every step is a reconcile pass, so the next
+scheduled one (reconcile hourly) does what it missed, and a refused run (see the lease below)
+must not loop. Retried by hand (the UI, `prefect flow-run retry`), a run still acts as of its
+original scheduled start.
+
 Each run publishes a markdown artifact (created, enqueued, sent, retried, failed) and logs
 through Prefect's run logger. Settings (database, SMTP, plans) come from the worker's
 environment (`DUBAN_*`) or its `duban.toml`, as for every other duban command.
@@ -27,29 +32,27 @@ while Prefect's lease is live (it expires `PREFECT_LEASE_TTL` after the last flo
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
+from pydantic import SecretStr
 
 from duban.bootstrap import App
 from duban.engine import lease
 from duban.engine.materialize import materialize
 from duban.errors import SchedulerBusy
+from duban.settings import Settings
 
 #: the scheduler-lease holder for every Prefect flow run (they share it; `duban run` doesn't)
 PREFECT_HOLDER = "Prefect flows (duban prefect deploy)"
 #: longer than the deliver interval, so a running Prefect deployment always holds the lease,
 #: short enough that `duban run` can take over soon after the Prefect deployments stop
 PREFECT_LEASE_TTL = timedelta(minutes=5)
-#: a failed run (database unreachable, a deadlock) is retried; the steps are idempotent
-RETRIES = 2
-RETRY_DELAY_SECONDS = 60
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,15 +111,32 @@ def claim_database(app: App) -> None:
         )
 
 
-@contextmanager
-def engine_app() -> Iterator[App]:
-    """duban wired from the worker's settings, holding the lease, disposed afterwards."""
-    app = App()
-    try:
-        claim_database(app)
-        yield app
-    finally:
-        app.store.dispose()
+def _settings_key(settings: Settings) -> str:
+    values = settings.model_dump()
+    return json.dumps(
+        values,
+        sort_keys=True,
+        default=lambda v: v.get_secret_value() if isinstance(v, SecretStr) else str(v),
+    )
+
+
+_apps: dict[str, App] = {}
+
+
+def engine_app() -> App:
+    """duban wired from the worker's settings (`DUBAN_*`, duban.toml), holding the lease.
+
+    A worker starts a process per flow run, but a process that runs many (a test, the
+    benchmark, `flow.serve`) keeps one App per configuration: its connection pool and the
+    parsed calendar are reused, not rebuilt for every run.
+    """
+    settings = Settings()
+    key = _settings_key(settings)
+    app = _apps.get(key)
+    if app is None:
+        app = _apps[key] = App(settings=settings)
+    claim_database(app)
+    return app
 
 
 def _artifact_key(step: str) -> str:
@@ -141,65 +161,59 @@ def publish(app: App, summary: RunSummary) -> dict[str, int]:
     return counts
 
 
-@flow(name="duban-materialize", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS)
+@flow(name="duban-materialize")
 def materialize_duty(duty: str) -> dict[str, int]:
     """Create the tasks of one duty for every period opened by the scheduled start time."""
     now = scheduled_now()
-    with engine_app() as app:
-        report = materialize(app.store, calendar=app.calendar, now=now, tz=app.tz, only=duty)
-        if report.periods_checked == 0:
-            get_run_logger().warning(
-                "duty %s owes no period by %s, or is not active in the catalog "
-                "(left the plan? run `duban prefect deploy` to pause its deployment)",
-                duty,
-                now.isoformat(),
-            )
-        detail = (
-            f"{report.periods_checked} periods checked, {report.periods_skipped} already done",
+    app = engine_app()
+    report = materialize(app.store, calendar=app.calendar, now=now, tz=app.tz, only=duty)
+    if report.periods_checked == 0:
+        get_run_logger().warning(
+            "duty %s owes no period by %s, or is not active in the catalog "
+            "(left the plan? run `duban prefect deploy` to pause its deployment)",
+            duty,
+            now.isoformat(),
         )
-        return publish(
-            app, RunSummary(step=duty, now=now, created=report.tasks_created, detail=detail)
-        )
+    detail = (f"{report.periods_checked} periods checked, {report.periods_skipped} already done",)
+    return publish(app, RunSummary(step=duty, now=now, created=report.tasks_created, detail=detail))
 
 
-@flow(name="duban-reconcile", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS)
+@flow(name="duban-reconcile")
 def reconcile() -> dict[str, int]:
     """Create every task that should exist by the scheduled start time (all duties, events)."""
     now = scheduled_now()
-    with engine_app() as app:
-        report = materialize(app.store, calendar=app.calendar, now=now, tz=app.tz)
-        detail = tuple(f"{code}: +{n}" for code, n in sorted(report.by_obligation.items()))
-        return publish(
-            app, RunSummary(step="reconcile", now=now, created=report.tasks_created, detail=detail)
-        )
+    app = engine_app()
+    report = materialize(app.store, calendar=app.calendar, now=now, tz=app.tz)
+    detail = tuple(f"{code}: +{n}" for code, n in sorted(report.by_obligation.items()))
+    return publish(
+        app, RunSummary(step="reconcile", now=now, created=report.tasks_created, detail=detail)
+    )
 
 
-@flow(name="duban-sweep", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS)
+@flow(name="duban-sweep")
 def sweep() -> dict[str, int]:
     """Decide each open task's ladder step and enqueue reminders, escalations and digests."""
     now = scheduled_now()
-    with engine_app() as app:
-        report = app.sweep(now)
-        detail = (f"{report.marks} ladder steps reached",)
-        return publish(
-            app, RunSummary(step="sweep", now=now, enqueued=report.messages, detail=detail)
-        )
+    app = engine_app()
+    report = app.sweep(now)
+    detail = (f"{report.marks} ladder steps reached",)
+    return publish(app, RunSummary(step="sweep", now=now, enqueued=report.messages, detail=detail))
 
 
 @flow(name="duban-deliver")
 def deliver() -> dict[str, int]:
-    """Send the outbox messages that are due (no retries: the next run is a minute away)."""
+    """Send the outbox messages that are due."""
     now = scheduled_now()
-    with engine_app() as app:
-        report = app.deliver(now)
-        return publish(
-            app,
-            RunSummary(
-                step="deliver",
-                now=now,
-                sent=report.sent,
-                retried=report.retried,
-                failed=report.failed,
-                detail=tuple(report.errors),
-            ),
-        )
+    app = engine_app()
+    report = app.deliver(now)
+    return publish(
+        app,
+        RunSummary(
+            step="deliver",
+            now=now,
+            sent=report.sent,
+            retried=report.retried,
+            failed=report.failed,
+            detail=tuple(report.errors),
+        ),
+    )

@@ -1,0 +1,71 @@
+"""The console script on plans as a county lives them: adoption, `plan show` owing, `plan diff`,
+`plan apply`, and `init` on a changed plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import FIXTURES
+from tests.e2e.test_cli import MINI, duban
+
+
+def test_a_county_adopting_in_2026_owes_nothing_under_the_bundled_plans(tmp_path: Path) -> None:
+    workdir = tmp_path
+    """Before adoption existed, this created 1,061 tasks, every one years overdue."""
+    out = duban("init", "--now", "2026-11-27", cwd=workdir).stdout
+    assert "adopted 启用日期 2026-11-27" in out
+    tick = duban("tick", "--now", "2026-11-27", cwd=workdir).stdout
+    assert "0 tasks created" in tick
+    show = duban("plan", "show", cwd=workdir).stdout
+    assert "nhc-2018-maternal-safety-action (2018-06-01..2020-12-31): the window ended" in show
+    assert "xf-2022-mch-safety-year (2022-04-01..2023-04-30): the window ended" in show
+
+
+def test_adopted_inside_the_county_year_no_task_predates_it(tmp_path: Path) -> None:
+    workdir = tmp_path
+    duban("init", "--adopted", "2022-10-06", "--now", "2022-10-06", cwd=workdir)
+    duban("tick", "--now", "2022-10-06", cwd=workdir)
+    listed = json.loads(duban("tasks", "--json", cwd=workdir).stdout)
+    assert listed and min(t["due"] for t in listed) >= "2022-10-06"
+    assert not [t for t in listed if t["obligation"].startswith("nhc18-")]
+    show = duban("plan", "show", "--org", "xf-zyy", cwd=workdir).stdout
+    assert "xf-2022-mch-safety-year (2022-04-01..2023-04-30): still owes" in show
+    # moving adoption is audited and closes what is no longer owed
+    moved = duban("init", "--adopted", "2022-12-01", "--now", "2022-10-07", cwd=workdir).stdout
+    assert "adoption moved 启用日期变更 2022-10-06 → 2022-12-01" in moved
+    assert "closed as withdrawn" in moved
+    assert "audit chain intact" in duban("audit", "verify", cwd=workdir).stdout
+
+
+def test_diff_apply_and_init_on_a_changed_plan(tmp_path: Path) -> None:
+    workdir = tmp_path
+    plan = workdir / "mini-plan.yaml"
+    plan.write_text((FIXTURES / "mini-plan.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    env = {**MINI, "DUBAN_PLAN_FILES": json.dumps([str(plan)])}
+    duban("init", "--adopted", "2022-04-01", "--now", "2022-04-01", cwd=workdir, env=env)
+    duban("tick", "--now", "2022-10-06", cwd=workdir, env=env)
+    plan.write_text(
+        plan.read_text(encoding="utf-8").replace(
+            "due: {kind: day_of_next_month, day: 5}", "due: {kind: day_of_next_month, day: 10}"
+        ),
+        encoding="utf-8",
+    )
+    held = duban("init", "--now", "2022-10-06", cwd=workdir, env=env).stdout
+    assert "plan mini changed since it was applied" in held and "duban plan apply" in held
+    diff = duban("plan", "diff", str(plan), "--now", "2022-10-06", cwd=workdir, env=env).stdout
+    assert "修改 changed" in diff and "due rule 截止规则" in diff and "report" in diff
+    bad = workdir / "bad.yaml"
+    bad.write_text(
+        plan.read_text(encoding="utf-8").replace("{org: office}", "{org: nobody}"),
+        encoding="utf-8",
+    )
+    refused = duban("plan", "apply", str(bad), cwd=workdir, env=env, ok=False)
+    assert refused.returncode == 2 and "unknown organization 'nobody'" in refused.stderr
+    applied = duban(
+        "plan", "apply", str(plan), "--now", "2022-10-06", "--actor", "lead", cwd=workdir, env=env
+    ).stdout
+    assert "applied 已生效: plan mini version" in applied
+    again = duban("plan", "apply", str(plan), "--now", "2022-10-06", cwd=workdir, env=env).stdout
+    assert "no changes 无变化" in again and "nothing applied" in again
+    assert "changed since it was applied" not in duban("init", cwd=workdir, env=env).stdout

@@ -63,14 +63,14 @@ def withdraw_unowed(session: Session, *, adopted: date, now: datetime, actor: st
         f"在启用督办（{adopted.isoformat()}）或本机构加入之前已到期，不再计为应办 / "
         "fell due before duban was adopted or the institution joined"
     )
-    result = session.execute(
+    result = session.connection().execute(
         update(Task)
         .where(
             Task.state.in_([s.value for s in PENDING]),
             or_(Task.due_date < adopted, before_joined.exists()),
         )
         .values(state=TaskState.WITHDRAWN.value, reason=reason, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(preserve_rowcount=True)
     )
     count = int(result.rowcount or 0)
     if count:

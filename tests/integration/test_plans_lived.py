@@ -333,6 +333,11 @@ def test_receiver_accepts_and_rejects_over_http(loaded: Store, calendar, tmp_pat
     assert f"/tasks/{sent}" not in fy.get("/review").text
     centre, csrf = signed_in("ygzx")
     assert f"/tasks/{sent}" in centre.get("/review").text
+    page = centre.get(f"/tasks/{sent}").text
+    # the plan's own words, Chinese first: the explanation, where the rhythm comes from
+    assert 'id="explanation"' in page and "县妇幼保健院不报" in page
+    assert 'data-rhythm="text"' in page and "周期或期限为文件原文所定" in page
+    assert 'id="receiver">信丰县孕管中心' in page and 'id="accept"' in page
     assert centre.post(f"/tasks/{sent}/accept", data={"csrf": csrf}).status_code == 303
     r = centre.post(f"/tasks/{other}/reject", data={"csrf": csrf, "reason": "缺填报人签字"})
     assert r.status_code == 303

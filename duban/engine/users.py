@@ -369,6 +369,36 @@ def sign_in(
     return token, csrf, new_device
 
 
+def unlock(store: Store, *, name: str, now: datetime, actor: str = "cli") -> int:
+    """Clear the failed-sign-in counts of a name (from every address), audited; for an
+    administrator who cannot wait out THROTTLE_WINDOW. Returns how many counters were cleared."""
+    name = name[:100]
+    with store.write() as session:
+        result = session.execute(
+            delete(LoginCounter)
+            .where(
+                (LoginCounter.key == f"name:{name}")
+                | LoginCounter.key.like(f"pair:%|{_like_literal(name)}", escape="\\")
+            )
+            .execution_options(preserve_rowcount=True)
+        )
+        count = int(getattr(result, "rowcount", 0))
+        audit.record(
+            session,
+            now=now,
+            actor=actor,
+            action="user.unlocked",
+            entity="user",
+            entity_id=name[:64],
+            data={"counters": count},
+        )
+    return count
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def sign_out(store: Store, token: str) -> None:
     with store.write() as session:
         session.execute(delete(WebSession).where(WebSession.token_hash == digest(token)))

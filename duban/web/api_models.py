@@ -44,6 +44,11 @@ class Uploaded(BaseModel):
     evidence: list[StoredOut] = Field(description="the files stored (a note alone stores none)")
 
 
+#: a note: plain text (no control characters but tab and line breaks), not only spaces
+_TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+NOTE = rf"^{_TEXT}*[^\s\x00-\x1f\x7f-\x9f]{_TEXT}*$"
+
+
 def upload_body(max_files: int) -> dict[str, Any]:
     """The evidence upload's multipart body, for the schema (the handler reads the stream
     itself so that it can refuse an oversized upload before reading it)."""
@@ -58,6 +63,7 @@ def upload_body(max_files: int) -> dict[str, Any]:
                             "files": {
                                 "type": "array",
                                 "items": {"type": "string", "format": "binary"},
+                                "minItems": 1,
                                 "maxItems": max_files,
                             },
                             "kind": {
@@ -66,8 +72,10 @@ def upload_body(max_files: int) -> dict[str, Any]:
                                 "description": "an evidence kind the duty asks for, or other "
                                 "(another kind answers 409)",
                             },
-                            "note": {"type": "string", "maxLength": NOTE_MAX},
+                            "note": {"type": "string", "maxLength": NOTE_MAX, "pattern": NOTE},
                         },
+                        # at least one file, or a note with something written in it
+                        "anyOf": [{"required": ["files"]}, {"required": ["note"]}],
                     }
                 }
             },

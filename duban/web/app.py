@@ -111,7 +111,11 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         return lang if lang in LANGS else "zh"
 
     def page(
-        request: Request, template: str, status_code: int = 200, **context: Any
+        request: Request,
+        template: str,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        **context: Any,
     ) -> HTMLResponse:
         lang = lang_of(request)
         try:
@@ -129,7 +133,9 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             query=str(request.url.query),
             max_mb=settings.upload_max_mb,
         )
-        return templates.TemplateResponse(request, template, context, status_code=status_code)
+        return templates.TemplateResponse(
+            request, template, context, status_code=status_code, headers=headers
+        )
 
     def paging(number: int, size: int, fmt: str | None) -> tuple[int, int]:
         """(rows to fetch, offset): a page fetches one row more than it shows, to know whether
@@ -861,7 +867,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             f"/tasks/{{task_id}}/{verb}",
             tags=["tasks"],
             name=f"api_{verb}",
-            responses=error_responses(403, 404, 409),
+            responses=error_responses(400, 403, 404, 409),
         )(make())
 
     @api.get("/audit/verify", tags=["audit"], responses=error_responses(403))

@@ -97,12 +97,19 @@ def install(web: FastAPI, page: Renderer) -> None:
     """Register the handlers on `web`; `page(request, template, status_code, **context)`
     renders the HTML error page."""
 
-    def answer(request: Request, status: int, detail: str, errors: Any = None) -> Response:
+    def answer(
+        request: Request,
+        status: int,
+        detail: str,
+        errors: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         if wants_json(request):
             body: dict[str, Any] = {"detail": detail}
             if errors is not None:
                 body["errors"] = errors
-            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            if status == 401:
+                headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
             return JSONResponse(body, status_code=status, headers=headers)
         return page(
             request,
@@ -110,6 +117,7 @@ def install(web: FastAPI, page: Renderer) -> None:
             status_code=status,
             title=TITLES.get(status, "error"),
             message=detail,
+            headers=headers,
         )
 
     @web.exception_handler(RequestValidationError)
@@ -120,7 +128,8 @@ def install(web: FastAPI, page: Renderer) -> None:
 
     @web.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return answer(request, exc.status_code, str(exc.detail))
+        # a 405 keeps its Allow header (RFC 9110 §15.5.6)
+        return answer(request, exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
     @web.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, exc: NotSignedIn) -> Response:

@@ -404,3 +404,9 @@ def test_an_evidence_folder_that_cannot_be_written_answers_503(site, mini, tmp_p
         files=[("files", ("a.pdf", PDF, "application/pdf"))],
     )
     assert r.status_code == 503 and "cannot be written" in r.json()["detail"]
+
+
+def test_a_method_the_api_does_not_have_says_which_it_has(site):
+    r = client(site).request("TRACE", "/api/me")
+    assert r.status_code == 405 and r.headers["allow"] == "GET"
+    assert r.json() == {"detail": "Method Not Allowed"}

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import FIXTURES, PG_ADMIN_URL, SKIP_PG
+from tests.conftest import PG_ADMIN_URL, SKIP_PG
 
 pytest.importorskip("prefect", reason="the prefect extra is not installed")
 
@@ -221,16 +221,6 @@ def duban_db() -> Iterator[Callable[[], str]]:
     yield make
     for name in made:
         _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def duban_env(url: str, mail_dir: Path, plan: Path | None = None) -> dict[str, str]:
-    """The DUBAN_* settings of one site: its database, the mini plan, mail to .eml files."""
-    return {
-        "DUBAN_DATABASE_URL": url,
-        "DUBAN_PLAN_FILES": f'["{plan or FIXTURES / "mini-plan.yaml"}"]',
-        "DUBAN_ORG_FILES": f'["{FIXTURES / "mini-orgs.yaml"}"]',
-        "DUBAN_MAIL_DIR": str(mail_dir),
-    }
 
 
 @pytest.fixture

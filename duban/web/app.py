@@ -20,8 +20,6 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request, Security
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -44,8 +42,9 @@ from duban.web.api_models import (
     Uploaded,
     upload_body,
 )
-from duban.web.auth import COOKIE, Denied, NotSignedIn, check_csrf, csrf_token, require
-from duban.web.i18n import LANGS, translate
+from duban.web.auth import COOKIE, Denied, check_csrf, require
+from duban.web.deps import page_templates, render
+from duban.web.i18n import LANGS
 from duban.web.params import (
     API_MAX_LIMIT,
     MAX_OFFSET,
@@ -96,7 +95,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     web.state.app = app
     web.state.clock = clock or (lambda: datetime.now(UTC))
     web.state.catalog = None
-    templates = page_templates()
+    web.state.templates = page_templates()
     settings = app.settings
     tz = settings.tz
     max_bytes = settings.upload_max_mb * 1024 * 1024
@@ -106,36 +105,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         moment: datetime = web.state.clock()
         return moment
 
-    def lang_of(request: Request) -> str:
-        lang = request.cookies.get("lang", "zh")
-        return lang if lang in LANGS else "zh"
-
-    def page(
-        request: Request,
-        template: str,
-        status_code: int = 200,
-        headers: dict[str, str] | None = None,
-        **context: Any,
-    ) -> HTMLResponse:
-        lang = lang_of(request)
-        try:
-            principal: Principal | None = require(request)
-            token = csrf_token(request)
-        except (NotSignedIn, Denied):
-            principal, token = None, ""
-        context.update(
-            request=request,
-            me=principal,
-            csrf=token,
-            lang=lang,
-            t=lambda key: translate(key, lang),
-            path=request.url.path,
-            query=str(request.url.query),
-            max_mb=settings.upload_max_mb,
-        )
-        return templates.TemplateResponse(
-            request, template, context, status_code=status_code, headers=headers
-        )
+    page = render
 
     def paging(number: int, size: int, fmt: str | None) -> tuple[int, int]:
         """(rows to fetch, offset): a page fetches one row more than it shows, to know whether
@@ -885,13 +855,6 @@ def _has_upload(form: Any) -> bool:
     files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
     note = form.get("note")
     return bool(files) or (isinstance(note, str) and bool(note.strip()))
-
-
-def page_templates() -> Jinja2Templates:
-    """The page templates, every one autoescaped: they end in .html.j2, which Starlette's own
-    environment does not count as HTML, so it wrote every stored and reflected value raw."""
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
-    return Jinja2Templates(env=env)
 
 
 def download_as(filename: str) -> dict[str, str]:

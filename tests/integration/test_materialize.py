@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from duban.catalog.loader import load_catalog
 from duban.engine import actions
+from duban.engine.adoption import set_adopted
 from duban.engine.materialize import materialize
 from duban.engine.queries import list_tasks
 from duban.engine.sync import sync_catalog
@@ -180,6 +181,9 @@ def test_event_in_the_future_is_refused(mini, calendar):
 
 
 def test_bundled_plans_materialize_on_both_databases(loaded, calendar, catalog):
+    # a deployment adopted in 2018 owes both plans (the national one ended in 2020)
+    with loaded.write() as session:
+        set_adopted(session, date(2018, 1, 1), now=at("2022-04-01"), actor="test")
     report = materialize(loaded, calendar=calendar, now=at("2023-06-01"), tz=TZ)
     assert report.tasks_created == count(loaded) > 0
     views = list(list_tasks(loaded, now=at("2023-06-01"), tz=TZ, org="xf-rmyy"))

@@ -7,8 +7,17 @@ DubanError
 ├── StateError                    a task transition the state machine does not allow
 ├── NotFound                      an id that names nothing
 ├── InvalidText                   user-written text too long, or with characters refused
+├── UploadError                   an evidence file refused: empty, of a kind not accepted
+│   └── UploadTooLarge            … larger than the limit
 ├── StorageError                  a folder duban writes to is full or cannot be written
 │   └── StorageFull               … because the disk is full
+├── AccessError                   who is asking may not do this
+│   ├── NotSignedIn               no valid session or token
+│   ├── Denied                    the role or organization does not allow it
+│   ├── BadCsrf                   a state-changing request without the session's CSRF token
+│   └── AuthError                 sign-in refused: wrong name or password, or disabled
+│       └── Throttled             … too many failed sign-ins; the password was not checked
+├── StoreError                    the database cannot be reached or is not initialised
 └── SchedulerBusy                 another `duban run` already holds the scheduler lease
 """
 
@@ -101,6 +110,43 @@ class StorageError(DubanError):
 
 class StorageFull(StorageError):
     """Raised when the disk holding a folder duban writes to is full."""
+
+
+class UploadError(DubanError):
+    """An upload refused: empty, of a kind not accepted, or misnamed. Nothing was stored."""
+
+
+class UploadTooLarge(UploadError):
+    """An upload larger than the configured limit (upload_max_mb per file)."""
+
+
+class AccessError(DubanError):
+    """Raised when who is asking may not do what they ask; the web answers 401/403/429."""
+
+
+class NotSignedIn(AccessError):
+    """No valid session or token: pages redirect to sign-in, the API answers 401."""
+
+
+class Denied(AccessError):
+    """Signed in, but the role or organization does not allow this: 403."""
+
+
+class BadCsrf(AccessError):
+    """A state-changing request without the session's CSRF token: 403."""
+
+
+class AuthError(AccessError):
+    """Sign-in refused: wrong name or password, or the account is disabled."""
+
+
+class Throttled(AuthError):
+    """Too many failed sign-ins for this name, address or device; the password was not
+    checked. Answers 429."""
+
+
+class StoreError(DubanError):
+    """The database could not be reached or is not initialised."""
 
 
 class SchedulerBusy(DubanError):

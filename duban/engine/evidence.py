@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from duban.domain.text import FILENAME_MAX, clean_text
 from duban.engine.actions import _load_for_update
-from duban.errors import DubanError, StorageError, StorageFull
+from duban.errors import StorageError, StorageFull, UploadError, UploadTooLarge
 from duban.store import audit
 from duban.store.db import Store
 from duban.store.models import Evidence
@@ -37,14 +37,6 @@ OOXML = {
 OLE = {".doc": "application/msword", ".xls": "application/vnd.ms-excel"}
 OLE[".ppt"] = "application/vnd.ms-powerpoint"
 ACCEPTED = [".pdf", ".jpg", ".jpeg", ".png", ".docx", ".xlsx", ".pptx", ".doc", ".xls", ".ppt"]
-
-
-class UploadError(DubanError):
-    """An upload refused: too big, empty, of a kind not accepted, or misnamed."""
-
-
-class UploadTooLarge(UploadError):
-    """An upload larger than the configured limit (upload_max_mb per file)."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from duban.domain.text import clean_text
-from duban.errors import DubanError
+from duban.errors import AuthError, DubanError, Throttled
 from duban.store import audit
 from duban.store.db import Store
 from duban.store.models import (
@@ -45,10 +45,6 @@ NAME_MAX = 64  # a user name is an audit event's entity id (64 characters)
 _hasher = PasswordHasher()
 # verified against when the name is unknown, so both paths take the same time
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-
-
-class AuthError(DubanError):
-    """Sign-in refused: wrong name or password, disabled, or throttled."""
 
 
 @dataclass(frozen=True)
@@ -216,10 +212,6 @@ def revoke_tokens(store: Store, *, name: str, now: datetime, actor: str = "cli")
             data={"count": getattr(result, "rowcount", 0)},
         )
         return int(getattr(result, "rowcount", 0))
-
-
-class Throttled(AuthError):
-    """Too many failed sign-ins for this key; refused without checking the password."""
 
 
 def _keys(name: str, address: str, device: str | None) -> list[tuple[str, int]]:

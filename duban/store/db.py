@@ -19,14 +19,10 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from duban.errors import DubanError
+from duban.errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-
-
-class StoreError(DubanError):
-    """The database could not be reached or is not initialised."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

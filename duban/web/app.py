@@ -29,8 +29,19 @@ from duban.bootstrap import App
 from duban.catalog.expand import planned_tasks
 from duban.domain.tasks import Action
 from duban.engine import actions, evidence, feeds, permissions, users
-from duban.engine.users import AuthError, Principal
-from duban.errors import DubanError, InvalidText, NotFound, StateError, StorageError
+from duban.engine.users import Principal
+from duban.errors import (
+    AccessError,
+    AuthError,
+    DubanError,
+    InvalidText,
+    NotFound,
+    StateError,
+    StorageError,
+    Throttled,
+    UploadError,
+    UploadTooLarge,
+)
 from duban.store.models import Evidence
 from duban.web import errors, exports, views
 from duban.web.api_models import (
@@ -205,7 +216,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
                     device_token=request.cookies.get(DEVICE_COOKIE),
                 )
             )
-        except users.Throttled:
+        except Throttled:
             return login_page(request, status_code=429, error="throttled", next=target, name=name)
         except AuthError:
             return login_page(request, status_code=401, error="wrong", next=target, name=name)
@@ -620,7 +631,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         if not (length.isascii() and length.isdigit() and len(length) <= 15):
             raise DubanError("uploads need a Content-Length (a whole number of bytes)")
         if int(length) > max_bytes * MAX_FILES + 1024 * 1024:
-            raise evidence.UploadTooLarge(
+            raise UploadTooLarge(
                 f"the upload is larger than {settings.upload_max_mb} MiB per file allows"
             )
 
@@ -632,7 +643,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         check_csrf(request, str(form.get("csrf", "")))
         try:
             stored = await run_in_threadpool(upload, request, who, task_id, form)
-        except (evidence.UploadError, InvalidText) as exc:
+        except (UploadError, InvalidText) as exc:
             return RedirectResponse(
                 f"/tasks/{task_id}?" + urlencode({"error": str(exc)[:ERROR_MAX]}), status_code=303
             )
@@ -676,7 +687,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
         try:
             reason = str(form.get("reason") or "").strip()
             await run_in_threadpool(act, who, task_id, verbs[verb], reason)
-        except (Denied, NotFound):
+        except (AccessError, NotFound):
             raise
         except DubanError as exc:
             return RedirectResponse(

@@ -10,20 +10,11 @@ from fastapi import Request
 
 from duban.engine import users
 from duban.engine.users import Principal
+from duban.errors import BadCsrf, Denied, NotSignedIn
+
+__all__ = ["BadCsrf", "Denied", "NotSignedIn", "check_csrf", "csrf_token", "require"]
 
 COOKIE = "duban_session"
-
-
-class NotSignedIn(Exception):
-    """No valid session or token: pages redirect to sign-in, the API answers 401."""
-
-
-class Denied(Exception):
-    """Signed in, but the role or organization does not allow this: 403."""
-
-
-class BadCsrf(Exception):
-    """A state-changing request without the session's CSRF token: 403."""
 
 
 def _state(request: Request) -> Any:

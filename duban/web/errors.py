@@ -5,7 +5,9 @@ one error body (`ErrorBody`) or as an HTML page, never as a bare 500.
 |------------------------------------------|--------|
 | a parameter FastAPI refused              | 422 (API) / 400 (page), naming the parameter |
 | NotSignedIn                              | 401 (API) / redirect to sign-in (page) |
-| Denied, Forbidden, BadCsrf               | 403 |
+| Throttled                                | 429 |
+| Denied, BadCsrf                          | 403 |
+| AuthError                                | 401 |
 | NotFound                                 | 404 |
 | StateError                               | 409 |
 | UploadTooLarge                           | 413 |
@@ -27,17 +29,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
-from duban.engine.evidence import UploadError, UploadTooLarge
 from duban.errors import (
+    AccessError,
+    BadCsrf,
+    Denied,
     DubanError,
     InvalidText,
     NotFound,
+    NotSignedIn,
     StateError,
     StorageError,
     StorageFull,
+    Throttled,
+    UploadError,
+    UploadTooLarge,
 )
-from duban.web.auth import BadCsrf, Denied, NotSignedIn
-from duban.web.views import Forbidden
 
 log = logging.getLogger(__name__)
 #: how much of a refused value an error message repeats (it is hostile until proven otherwise)
@@ -53,9 +59,10 @@ def status_of(exc: Exception) -> int:
     """The HTTP status for an error raised by the engine or the auth layer."""
     for kind, status in (
         (NotSignedIn, 401),
+        (Throttled, 429),
         (Denied, 403),
-        (Forbidden, 403),
         (BadCsrf, 403),
+        (AccessError, 401),
         (NotFound, 404),
         (StateError, 409),
         (UploadTooLarge, 413),
@@ -138,9 +145,6 @@ def install(web: FastAPI, page: Renderer) -> None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
 
-    @web.exception_handler(Denied)
-    @web.exception_handler(Forbidden)
-    @web.exception_handler(BadCsrf)
     @web.exception_handler(DubanError)
     async def refused(request: Request, exc: Exception) -> Response:
         status = status_of(exc)

@@ -22,7 +22,7 @@ from duban.domain.workdays import WorkdayCalendar
 from duban.engine import permissions
 from duban.engine.notices import plan_words
 from duban.engine.users import Principal
-from duban.errors import CalendarYearMissing, NotFound
+from duban.errors import CalendarYearMissing, Denied, NotFound
 from duban.store import audit
 from duban.store.db import Store
 from duban.store.models import (
@@ -49,8 +49,7 @@ class Filters:
         return {k: str(v) for k, v in self.__dict__.items() if v not in (None, "")}
 
 
-class Forbidden(Exception):
-    """The principal may not see or do this."""
+Forbidden = Denied  # the principal may not see or do this (one class, duban.errors.Denied)
 
 
 def _id_of(session: Session, column: Any, code: str) -> int:

@@ -18,6 +18,7 @@ import pytest
 from openpyxl import load_workbook
 
 from duban.engine import users
+from duban.errors import AuthError, Throttled
 from duban.store.db import Store
 from tests.integration import test_web
 from tests.integration.test_web import PASSWORD, PDF, client, login, signed_in, task_id
@@ -100,9 +101,9 @@ def test_parallel_guesses_are_counted_before_any_is_checked(mini: Store, site):
     def guess(_: int) -> str:
         try:
             users.sign_in(mini, name="admin", password="wrong guess", address="10.9.9.9", now=now)
-        except users.Throttled:
+        except Throttled:
             return "throttled"
-        except users.AuthError:
+        except AuthError:
             return "checked"
         return "signed in"
 
@@ -111,7 +112,7 @@ def test_parallel_guesses_are_counted_before_any_is_checked(mini: Store, site):
     assert outcomes.count("checked") == users.THROTTLE_MAX
     assert outcomes.count("throttled") == 31 - users.THROTTLE_MAX
     # and the right password from that address is refused too, without being checked
-    with pytest.raises(users.Throttled):
+    with pytest.raises(Throttled):
         users.sign_in(mini, name="admin", password=PASSWORD, address="10.9.9.9", now=now)
 
 
@@ -120,7 +121,7 @@ def test_guesses_from_everywhere_do_not_lock_the_owner_out_of_a_known_browser(si
     assert login(owner, "admin").status_code == 303  # this browser is now known
     now = site.state.test_clock.now
     for n in range(users.ACCOUNT_MAX + 1):  # a botnet: every guess from another address
-        with pytest.raises(users.AuthError):
+        with pytest.raises(AuthError):
             users.sign_in(mini, name="admin", password="guess", address=f"10.0.0.{n}", now=now)
     stranger = client(site)
     refused = login(stranger, "admin")  # the right password, from an unknown browser

@@ -688,6 +688,17 @@ def user_list(
     out.print(table)
 
 
+@user_app.command("unlock")
+def user_unlock(
+    name: Annotated[str, typer.Argument(help="Sign-in name.")], now: NowOption = None
+) -> None:
+    """Clear a name's failed sign-ins (after guessing locked it for unknown browsers)."""
+    ctx = _app()
+    with errors():
+        count = users.unlock(ctx.store, name=name, now=parse_moment(now, ctx))
+    out.print(f"{name}: {count} sign-in counters cleared")
+
+
 @user_app.command("disable")
 def user_disable(
     name: Annotated[str, typer.Argument(help="Sign-in name.")], now: NowOption = None
@@ -725,9 +736,7 @@ def web(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Serve the web UI and the JSON API alone (no scheduler)."""
-    import uvicorn
-
-    from duban.web.app import create_app
+    from duban.web.app import WebServer
 
     logging.basicConfig(
         level=logging.INFO,
@@ -743,4 +752,5 @@ def web(
     log.info("web UI on http://%s:%d/ (API schema at /openapi.json)", host, port)
     if not users.has_admin(ctx.store):
         log.warning("no administrator yet: duban user add NAME --role admin --password-stdin")
-    uvicorn.run(create_app(ctx), host=host, port=port, log_level="warning")
+    with errors():
+        WebServer(ctx, host, port).run()

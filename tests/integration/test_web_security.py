@@ -411,3 +411,15 @@ def test_a_method_the_api_does_not_have_says_which_it_has(site):
     r = client(site).request("TRACE", "/api/me")
     assert r.status_code == 405 and r.headers["allow"] == "GET"
     assert r.json() == {"detail": "Method Not Allowed"}
+
+
+def test_an_administrator_clears_a_locked_name_from_the_command_line(site, mini):
+    now = site.state.test_clock.now
+    for n in range(users.ACCOUNT_MAX + 1):
+        with pytest.raises(AuthError):
+            users.sign_in(mini, name="admin", password="guess", address=f"10.1.0.{n}", now=now)
+    with pytest.raises(Throttled):
+        users.sign_in(mini, name="admin", password=PASSWORD, address="10.2.0.1", now=now)
+    assert users.unlock(mini, name="admin", now=now) >= 1
+    token, _, _ = users.sign_in(mini, name="admin", password=PASSWORD, address="10.2.0.1", now=now)
+    assert token

@@ -37,8 +37,7 @@ from duban.domain.obligations import Obligation
 from duban.engine import lease
 from duban.engine.materialize import domain_obligation, materialize
 from duban.engine.sync import SyncReport
-from duban.errors import SchedulerBusy
-from duban.store.db import StoreError
+from duban.errors import SchedulerBusy, StoreError
 from duban.store.models import ObligationRow, Plan
 
 log = logging.getLogger("duban.scheduler")
@@ -78,25 +77,30 @@ def _short(exc: BaseException) -> str:
 
 
 class Outage:
-    """Logs one line when something starts failing and one when it works again."""
+    """Logs one line when something starts failing (and when its reason changes), and one
+    when it works again: never a line per retry."""
 
-    def __init__(self, what: str) -> None:
-        self.what = what
+    def __init__(self, down: str, back: str) -> None:
+        self.down, self.back = down, back
         self.since: float | None = None
         self.problem = ""
 
     def failed(self, problem: str) -> None:
         if self.since is None or problem != self.problem:
-            log.warning("%s: %s; retrying", self.what, problem)
+            log.warning("%s: %s; retrying", self.down, problem)
         if self.since is None:
             self.since = time.monotonic()
         self.problem = problem
 
     def ok(self) -> None:
         if self.since is not None:
-            log.info("%s: working again after %.0f s", self.what, time.monotonic() - self.since)
+            log.info("%s after %.0f s", self.back, time.monotonic() - self.since)
         self.since = None
         self.problem = ""
+
+
+def database_outage(what: str = "the database") -> Outage:
+    return Outage(f"{what} cannot be reached", f"{what} can be reached again")
 
 
 def until_reachable(
@@ -120,7 +124,7 @@ def until_reachable(
 
 def start_database(app: App, clock: Clock) -> SyncReport | None:
     """Create or upgrade the schema and load the plans, waiting for the database if needed."""
-    return until_reachable(lambda: app.init(now=clock()), Outage("the database cannot be reached"))
+    return until_reachable(lambda: app.init(now=clock()), database_outage())
 
 
 class LeaseKeeper(threading.Thread):
@@ -131,12 +135,14 @@ class LeaseKeeper(threading.Thread):
         super().__init__(name="duban-lease", daemon=True)
         self.app, self.holder, self.on_lost = app, holder, on_lost
         self.stopping = threading.Event()
-        self.outage = Outage("cannot renew the scheduler lease")
+        self.outage = Outage(
+            "cannot renew the scheduler lease", "the scheduler lease is renewed again"
+        )
 
     def run(self) -> None:
         while not self.stopping.wait(LEASE_RENEW.total_seconds()):
             try:
-                other = lease.acquire(self.app.store, holder=self.holder)
+                other = lease.acquire(self.app.store, holder=self.holder, ttl=lease.DEFAULT_TTL)
             except DATABASE_DOWN as exc:
                 self.outage.failed(_short(exc))
                 continue
@@ -158,8 +164,8 @@ class Deliverer(threading.Thread):
         super().__init__(name="duban-deliver", daemon=True)
         self.app, self.clock, self.stop = app, clock, stop
         self.poked = threading.Event()
-        self.database = Outage("delivery: the database cannot be reached")
-        self.mail = Outage(f"delivery to {app.transport().describe()}")
+        self.database = database_outage("delivery: the database")
+        self.mail = Outage("delivery: nothing can be sent", "delivery: sending again")
 
     def poke(self) -> None:
         self.poked.set()
@@ -206,7 +212,7 @@ def build_scheduler(
     scheduler = kind(
         timezone=tz, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     )
-    database = Outage("the database cannot be reached")
+    database = database_outage()
 
     def guarded(job: Callable[..., None]) -> Callable[..., None]:
         def run(*args: Any) -> None:
@@ -287,7 +293,8 @@ def run(app: App, clock: Clock, serve: Server | None = None) -> None:
     """
     holder = holder_name()
     other = until_reachable(
-        lambda: lease.acquire(app.store, holder=holder), Outage("the database cannot be reached")
+        lambda: lease.acquire(app.store, holder=holder, ttl=lease.DEFAULT_TTL),
+        database_outage(),
     )
     if other is not None:
         raise SchedulerBusy(
@@ -342,7 +349,7 @@ def run(app: App, clock: Clock, serve: Server | None = None) -> None:
 def _catch_up(app: App, clock: Clock, stop: threading.Event) -> None:
     """Materialize and sweep as of now (after downtime: everything missed); retried while
     the database cannot be reached."""
-    outage = Outage("catch-up: the database cannot be reached")
+    outage = database_outage("catch-up: the database")
     made = until_reachable(
         lambda: materialize(app.store, calendar=app.calendar, now=clock(), tz=app.settings.tz),
         outage,

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from duban.domain.due import local_date, start_of_day
+from duban.engine.claims import CLAIM_TIMEOUT
 from duban.engine.sweep import county_office
 from duban.store import audit
 from duban.store.db import Store
@@ -91,9 +92,10 @@ class Waiting:
             when = f" from {self.next_at:%Y-%m-%d %H:%M} UTC" if self.next_at else ""
             parts.append(f"{self.later} to retry{when}")
         if self.sending:
+            minutes = int(CLAIM_TIMEOUT.total_seconds() // 60)
             parts.append(
-                f"{self.sending} claimed by a deliverer (being sent, or taken over once the "
-                "claim is 10 minutes old)"
+                f"{self.sending} claimed by another deliverer ('sending'; taken over if it "
+                f"stops renewing its claim for {minutes} minutes)"
             )
         return ", ".join(parts) or "nothing"
 

@@ -66,6 +66,24 @@ TRANSITIONS: dict[Action, Transition] = {
 
 #: States in which the responsible institution still owes something.
 PENDING = frozenset({TaskState.OPEN, TaskState.REJECTED})
+#: States in which the institution has delivered (reviewed or waiting for review).
+DONE = frozenset({TaskState.SUBMITTED, TaskState.ACCEPTED})
+
+
+class Outcome(StrEnum):
+    """Where a task stands as of `now`: the matrix's cells, the home pages' and the quarterly
+    circular's counts. A rate counts ON_TIME, LATE and OVERDUE (see COUNTED)."""
+
+    ON_TIME = "on_time"
+    LATE = "late"
+    OVERDUE = "overdue"
+    WAITING = "waiting"  # owed, not yet due
+    WAIVED = "waived"
+    WITHDRAWN = "withdrawn"
+
+
+#: The outcomes an on-time rate is computed over: on time / (on time + late + overdue).
+COUNTED = frozenset({Outcome.ON_TIME, Outcome.LATE, Outcome.OVERDUE})
 
 
 def next_state(current: TaskState, action: Action, reason: str | None = None) -> TaskState:
@@ -98,3 +116,22 @@ def is_late(due_at: datetime, submitted_at: datetime | None) -> bool:
 def days_overdue(due_date: date, today: date) -> int:
     """Whole calendar days past the due day (0 on the due day itself)."""
     return max(0, (today - due_date).days)
+
+
+def outcome(
+    state: TaskState, due_at: datetime, submitted_at: datetime | None, now: datetime
+) -> Outcome:
+    """A task's outcome: delivered (DONE) on time or late by its last submission (is_late),
+    owed and past due (is_overdue), owed and not yet due, or waived / withdrawn.
+
+    The one definition. Its SQL form, for counting a million tasks in the database, is
+    `duban.engine.outcomes.outcome_sql`, built from the same sets (PENDING, DONE) and the same
+    comparisons; tests/integration/test_stats.py checks the two agree on every task.
+    """
+    if state is TaskState.WAIVED:
+        return Outcome.WAIVED
+    if state is TaskState.WITHDRAWN:
+        return Outcome.WITHDRAWN
+    if state in DONE:
+        return Outcome.LATE if is_late(due_at, submitted_at) else Outcome.ON_TIME
+    return Outcome.OVERDUE if is_overdue(state, due_at, now) else Outcome.WAITING

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from duban.domain.due import local_date
 from duban.domain.tasks import PENDING, TaskState, days_overdue
 from duban.domain.workdays import WorkdayCalendar
+from duban.engine.stats import Window
 from duban.errors import CalendarYearMissing
 from duban.store.models import Evidence, ObligationRow, Organization, OrgContact, Outbox, Task
 
@@ -205,8 +206,12 @@ def _summary(session: Session, ctx: Context, day: date) -> dict[str, Any]:
     ).all()
     total = session.scalar(select(func.count()).select_from(Task).where(overdue)) or 0
     year, week, _ = day.isocalendar()  # the week it was enqueued for; counts are current
+    quarter = Window.quarter_of(ctx.today)
     return {
         "week": f"{year}-W{week:02d}",
+        # the quarterly circulars (/report): this quarter so far, and the last whole one
+        "report_quarter": quarter.key,
+        "report_previous": quarter.previous().key,
         "total": total,
         "by_org": [
             {"name": n, "count": c, "oldest": d.isoformat(), "days": days_overdue(d, ctx.today)}

@@ -203,6 +203,17 @@ class Task(Base):
         ),
         # the completion history: newest due first, a page at a time
         Index("ix_tasks_due", "due_date", "id"),
+        # the home pages and the circular: owed tasks counted by due day, institution and
+        # duty from the index alone (migration 0008)
+        Index(
+            "ix_tasks_pending_due_org",
+            "due_at",
+            "due_date",
+            "org_id",
+            "obligation_id",
+            postgresql_where=text("state IN ('open', 'rejected')"),
+            sqlite_where=text("state IN ('open', 'rejected')"),
+        ),
     )
 
 
@@ -410,3 +421,32 @@ class KnownDevice(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
+
+
+class TallyDutyDay(Base):
+    """Delivered tasks (submitted or accepted) counted per duty, due day, state and lateness:
+    the county's on-time rates by month and quarter without reading a million tasks. Kept by
+    triggers on `tasks` (migration 0008) as tasks change, whoever changes them."""
+
+    __tablename__ = "tally_duty_day"
+
+    due_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    obligation_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), primary_key=True)
+    late: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+class TallyOrgMonth(Base):
+    """Delivered tasks counted per due month, plan, institution, state and lateness: each
+    institution's on-time rate for a quarter or a year from a few rows per institution.
+    Kept by the same triggers as TallyDutyDay."""
+
+    __tablename__ = "tally_org_month"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # the first day of the month
+    plan_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), primary_key=True)
+    late: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)

@@ -8,6 +8,7 @@ the answer) and the OpenAPI schema says what is accepted. Pages submit empty fil
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import Depends, Path, Query
@@ -32,6 +33,11 @@ QUARTER = r"^20\d\d-Q[1-4]$"
 QUARTER_OR_EMPTY = r"^(20\d\d-Q[1-4])?$"
 State = Literal["open", "submitted", "accepted", "rejected", "waived"]
 Format = Literal["csv", "xlsx"]
+#: duban.engine.outcomes.FILTERS: one outcome of a task as of now, or `counted` (on time,
+#: late or overdue: what an on-time rate is computed over)
+OutcomeName = Literal["on_time", "late", "overdue", "waiting", "waived", "withdrawn", "counted"]
+#: the home pages' period: a year or a quarter of due days
+PERIOD_OR_EMPTY = r"^(20\d\d(-Q[1-4])?)?$"
 
 TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="a task's id")]
 EvidenceId = Annotated[int, Path(ge=1, le=MAX_ID, description="a piece of evidence's id")]
@@ -50,6 +56,10 @@ def page_filters(
     tag: OptionalCode = None,
     state: Annotated[State | Literal[""] | None, Query()] = None,
     year: Annotated[str | None, Query(pattern=YEAR_OR_EMPTY, description="YYYY")] = None,
+    plan: OptionalCode = None,
+    due_from: Annotated[date | Literal[""] | None, Query(description="YYYY-MM-DD")] = None,
+    due_to: Annotated[date | Literal[""] | None, Query(description="YYYY-MM-DD")] = None,
+    outcome: Annotated[OutcomeName | Literal[""] | None, Query()] = None,
 ) -> Filters:
     """The pages' filters, as the filter form submits them (empty means none)."""
     return Filters(
@@ -59,6 +69,10 @@ def page_filters(
         tag=tag or None,
         state=state or None,
         year=int(year) if year else None,
+        plan=plan or None,
+        due_from=due_from or None,
+        due_to=due_to or None,
+        outcome=outcome or None,
     )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from duban.domain.due import local_date
 from duban.domain.tasks import PENDING, TaskState, days_overdue, is_late, is_overdue
 from duban.domain.workdays import WorkdayCalendar
-from duban.engine import permissions
+from duban.engine import outcomes, permissions
 from duban.engine.notices import plan_words
 from duban.engine.users import Principal
 from duban.errors import CalendarYearMissing, Denied, NotFound
@@ -32,6 +32,7 @@ from duban.store.models import (
     ObligationVersion,
     Organization,
     OrgTag,
+    Plan,
     Task,
 )
 
@@ -44,6 +45,11 @@ class Filters:
     tag: str | None = None
     state: str | None = None
     year: int | None = None
+    # the home pages' links: a plan, a span of due days, an outcome (duban.engine.outcomes)
+    plan: str | None = None
+    due_from: date | None = None
+    due_to: date | None = None
+    outcome: str | None = None
 
     def as_query(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.__dict__.items() if v not in (None, "")}
@@ -76,6 +82,14 @@ def _filtered(session: Session, query: Select[Any], f: Filters) -> Select[Any]:
         query = query.where(
             Task.due_date >= date(f.year, 1, 1), Task.due_date <= date(f.year, 12, 31)
         )
+    if f.plan:
+        duties = select(ObligationRow.id).join(Plan, Plan.id == ObligationRow.plan_id)
+        ids = list(session.scalars(duties.where(Plan.code == f.plan)))
+        query = query.where(Task.obligation_id.in_(ids or [-1]))
+    if f.due_from:
+        query = query.where(Task.due_date >= f.due_from)
+    if f.due_to:
+        query = query.where(Task.due_date <= f.due_to)
     return query
 
 
@@ -170,6 +184,8 @@ def tasks(
         )
         scoped = (permissions.review_scope if review else permissions.scope)(session, query, who)
         query = _filtered(session, scoped, filters)
+        if filters.outcome:
+            query = query.where(outcomes.outcome_sql(filters.outcome, now))
         if overdue_only:
             query = query.where(Task.state.in_([s.value for s in PENDING]), Task.due_at <= now)
         if states:

@@ -13,6 +13,7 @@ one error body (`ErrorBody`) or as an HTML page, never as a bare 500.
 | UploadTooLarge                           | 413 |
 | UploadError (a kind not accepted)        | 415 |
 | InvalidText                              | 422, naming the field |
+| CalendarError (a year with no calendar)  | 422 |
 | StorageError / StorageFull               | 503 / 507 |
 | any other DubanError                     | 400 |
 """
@@ -32,6 +33,7 @@ from starlette.exceptions import HTTPException
 from duban.errors import (
     AccessError,
     BadCsrf,
+    CalendarError,
     Denied,
     DubanError,
     InvalidText,
@@ -68,6 +70,7 @@ def status_of(exc: Exception) -> int:
         (UploadTooLarge, 413),
         (UploadError, 415),
         (InvalidText, 422),
+        (CalendarError, 422),
         (StorageFull, 507),
         (StorageError, 503),
     ):

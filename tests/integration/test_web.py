@@ -407,7 +407,7 @@ def test_year_calendar_lists_every_due_date(site):
 
 
 def test_history_is_newest_first_and_pages_through_everything(site, monkeypatch):
-    import duban.web.app as web_app
+    import duban.web.listing as web_app
 
     c, _ = signed_in(site, "audit")
     dues = [r["due"] for r in c.get("/api/tasks").json()]
@@ -436,7 +436,7 @@ def test_history_is_newest_first_and_pages_through_everything(site, monkeypatch)
 
 
 def test_matrix_pages_by_institution(site, monkeypatch):
-    import duban.web.app as web_app
+    import duban.web.listing as web_app
 
     monkeypatch.setattr(web_app, "MATRIX_ORGS", 1)
     admin = signed_in(create_app(site.state.app, clock=site.state.clock), "admin")[0]
@@ -459,7 +459,7 @@ def test_matrix_pages_by_institution(site, monkeypatch):
 
 
 def test_a_province_gets_an_institution_code_field_not_a_list(site, monkeypatch):
-    import duban.web.app as web_app
+    import duban.web.listing as web_app
 
     c, _ = signed_in(site, "admin")
     assert '<select name="org">' in c.get("/board").text

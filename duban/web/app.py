@@ -22,7 +22,7 @@ from duban.bootstrap import App
 from duban.errors import DubanError
 from duban.web import errors
 from duban.web.deps import page_templates, render
-from duban.web.routes import api, county, signin, tasks
+from duban.web.routes import api, county, home, report, signin, tasks
 
 Clock = Callable[[], datetime]
 CSP = (
@@ -57,6 +57,8 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    web.include_router(home.router)  # `/`: each role's home page
+    web.include_router(report.router)  # `/report`: the quarterly circular
     for router in (signin.router, county.router, tasks.router, api.health, api.router):
         web.include_router(router)
     return web

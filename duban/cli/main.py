@@ -289,7 +289,7 @@ def tasks(
             sys.stdout.write("[")
             for i, view in enumerate(found):
                 sys.stdout.write(
-                    ("," if i else "") + "\n" + json.dumps(view.as_json(), ensure_ascii=False)
+                    ("," if i else "") + "\n" + json.dumps(view, ensure_ascii=False)
                 )
             sys.stdout.write("\n]\n")
             return
@@ -306,13 +306,13 @@ def tasks(
         for v in found:
             count += 1
             table.add_row(
-                str(v.id),
-                v.due.isoformat(),
-                v.org,
-                v.obligation,
-                v.period,
-                v.state.value + (" (late)" if v.late else ""),
-                f"{v.overdue_days} d" if v.overdue else "",
+                str(v["id"]),
+                v["due"],
+                v["org"],
+                v["obligation"],
+                v["period"],
+                v["state"] + (" (late)" if v["late"] else ""),
+                f"{v['overdue_days']} d" if v["overdue"] else "",
             )
     out.print(table)
     out.print(f"{count} tasks as of {_show_local(moment, ctx)}")
@@ -416,7 +416,7 @@ def event_add(
         )
         out.print(f"event {result.event_id} recorded; {result.report.tasks_created} tasks created")
         for view in list_tasks(ctx.store, now=moment, tz=ctx.tz, event=result.event_id):
-            out.print(f"  task {view.id}: {view.org} {view.obligation} due {view.due}")
+            out.print(f"  task {view['id']}: {view['org']} {view['obligation']} due {view['due']}")
 
 
 def _act(

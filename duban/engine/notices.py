@@ -14,6 +14,7 @@ from duban.domain.due import local_date
 from duban.domain.tasks import PENDING, TaskState, days_overdue
 from duban.domain.workdays import WorkdayCalendar
 from duban.engine.stats import Window
+from duban.engine.taskview import Duty, task_row
 from duban.errors import CalendarYearMissing
 from duban.store.models import Evidence, ObligationRow, Organization, OrgContact, Outbox, Task
 
@@ -77,27 +78,17 @@ def plan_words(spec: dict[str, Any]) -> dict[str, Any]:
 def task_item(
     ctx: Context, task: Task, ob: ObligationRow, org: Organization, uploaded: set[str]
 ) -> dict[str, Any]:
+    """The one task view (duban.engine.taskview) with what a message adds: the link, the
+    institution's English name, the quoted clause, working days left, missing evidence and
+    the plan's own words."""
     spec = ob.spec
-    state = TaskState(task.state)
-    overdue = state in PENDING and ctx.now >= task.due_at
     return {
-        "id": task.id,
+        **task_row(
+            task, Duty.of(ob.code, spec["title"], spec), org.code, org.name, ctx.now, ctx.tz
+        ),
         "link": ctx.link(task.id),
-        "period": task.period_key,
-        "due": task.due_date.isoformat(),
-        "state": state.value,
-        "reason": task.reason,
-        "org": org.name,
         "org_en": org.name_en or org.code,
-        "org_code": org.code,
-        "obligation": ob.code,
-        "title": spec["title"],
-        "title_en": spec.get("title_en") or "",
-        "clause": spec["source"]["clause"],
-        "document": spec["source"]["document"],
         "quote": spec["source"]["quote"],
-        "overdue": overdue,
-        "days_overdue": days_overdue(task.due_date, ctx.today) if overdue else 0,
         "workdays_left": _workdays_left(ctx, task.due_date),
         "missing": [k for k in spec["evidence"] if k not in uploaded],
         **plan_words(spec),
@@ -176,7 +167,7 @@ def _digest(session: Session, row: Outbox, ctx: Context) -> dict[str, Any]:
     items = _tasks(session, ctx, where, DIGEST_MAX_ITEMS)
     groups: dict[str, list[dict[str, Any]]] = {}
     for item in items:
-        groups.setdefault(item["org"], []).append(item)
+        groups.setdefault(item["org_name"], []).append(item)
     return {
         "groups": groups,
         "total": total,

@@ -1,52 +1,20 @@
-"""Read-side queries: tasks with their derived facts (overdue, late, days overdue)."""
+"""Read-side queries for the CLI: tasks as the one task view (duban.engine.taskview)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from duban.domain.due import local_date
-from duban.domain.tasks import PENDING, TaskState, days_overdue, is_late, is_overdue
+from duban.domain.tasks import PENDING, TaskState
+from duban.engine.taskview import Duty, task_row
 from duban.store.db import Store
 from duban.store.models import ObligationRow, Organization, Task
 
 PAGE = 1_000
-
-
-@dataclass(frozen=True, kw_only=True)
-class TaskView:
-    id: int
-    obligation: str
-    title: str
-    org: str
-    org_name: str
-    period: str
-    due: date
-    state: TaskState
-    overdue: bool
-    overdue_days: int
-    late: bool
-    submitted_at: datetime | None
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "obligation": self.obligation,
-            "title": self.title,
-            "org": self.org,
-            "org_name": self.org_name,
-            "period": self.period,
-            "due": self.due.isoformat(),
-            "state": self.state.value,
-            "overdue": self.overdue,
-            "overdue_days": self.overdue_days,
-            "late": self.late,
-            "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
-        }
 
 
 def list_tasks(
@@ -60,10 +28,17 @@ def list_tasks(
     overdue: bool = False,
     event: int | None = None,
     limit: int | None = None,
-) -> Iterator[TaskView]:
+) -> Iterator[dict[str, Any]]:
     """Tasks visible at `now` (their period has opened), most urgent first."""
     query = (
-        select(Task, ObligationRow.code, ObligationRow.title, Organization.code, Organization.name)
+        select(
+            Task,
+            ObligationRow.code,
+            ObligationRow.title,
+            ObligationRow.spec,
+            Organization.code,
+            Organization.name,
+        )
         .join(ObligationRow, ObligationRow.id == Task.obligation_id)
         .join(Organization, Organization.id == Task.org_id)
         .where(Task.opens_at <= now)
@@ -81,24 +56,8 @@ def list_tasks(
         query = query.where(Task.state.in_([s.value for s in PENDING]), Task.due_at <= now)
     if limit:
         query = query.limit(limit)
-    today = local_date(now, tz)
     with store.read() as session:
-        for task, ob_code, title, org_code, org_name in session.execute(
+        for task, ob_code, title, spec, org_code, org_name in session.execute(
             query.execution_options(yield_per=PAGE)
         ):
-            st = TaskState(task.state)
-            late_now = is_overdue(st, task.due_at, now)
-            yield TaskView(
-                id=task.id,
-                obligation=ob_code,
-                title=title,
-                org=org_code,
-                org_name=org_name,
-                period=task.period_key,
-                due=task.due_date,
-                state=st,
-                overdue=late_now,
-                overdue_days=days_overdue(task.due_date, today) if late_now else 0,
-                late=is_late(task.due_at, task.submitted_at),
-                submitted_at=task.submitted_at,
-            )
+            yield task_row(task, Duty.of(ob_code, title, spec), org_code, org_name, now, tz)

@@ -1,0 +1,59 @@
+"""The one task view: a task as every reader shows it (pages, the API, exports, the CLI and
+mails), with its derived facts (overdue, days overdue, late) computed by the domain's one
+definition (duban.domain.tasks) as of `now`. Readers add what only they need to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from duban.domain.due import local_date
+from duban.domain.tasks import TaskState, days_overdue, is_late, is_overdue
+
+
+@dataclass(frozen=True)
+class Duty:
+    """What a task row shows of its obligation (read once per page, not once per row)."""
+
+    code: str
+    title: str
+    title_en: str
+    clause: str
+    document: str
+
+    @classmethod
+    def of(cls, code: str, title: str, spec: dict[str, Any]) -> Duty:
+        source = spec["source"]
+        return cls(code, title, spec.get("title_en") or "", source["clause"], source["document"])
+
+
+def task_row(
+    task: Any, duty: Duty, org_code: str, org_name: str, now: datetime, tz: ZoneInfo
+) -> dict[str, Any]:
+    """A task as every reader shows it; `task` is a Task or a row of its columns (id, state,
+    period_key, due_date, due_at, submitted_at, reason)."""
+    state = TaskState(task.state)
+    overdue = is_overdue(state, task.due_at, now)
+    today = local_date(now, tz)
+    submitted = task.submitted_at
+    return {
+        "id": task.id,
+        "obligation": duty.code,
+        "title": duty.title,
+        "title_en": duty.title_en,
+        "clause": duty.clause,
+        "document": duty.document,
+        "org": org_code,
+        "org_name": org_name,
+        "period": task.period_key,
+        "due": task.due_date.isoformat(),
+        "state": state.value,
+        "overdue": overdue,
+        "overdue_days": days_overdue(task.due_date, today) if overdue else 0,
+        "late": is_late(task.due_at, task.submitted_at),
+        "submitted_at": submitted.isoformat() if submitted else None,
+        "submitted_local": submitted.astimezone(tz).strftime("%Y-%m-%d %H:%M") if submitted else "",
+        "reason": task.reason,
+    }

@@ -31,7 +31,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, exists, false, literal, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from duban.catalog import schema as s
@@ -45,6 +44,7 @@ from duban.engine.adoption import adopted_on, joined_clause
 from duban.engine.sync import roster_version
 from duban.store import audit
 from duban.store.db import Store
+from duban.store.dialect import insert_for
 from duban.store.models import (
     Event,
     Materialization,
@@ -103,10 +103,6 @@ def selector_clause(selector: Selector, event_org_id: int | None = None) -> Colu
     )
 
 
-def _upsert(session: Session):  # type: ignore[no-untyped-def]
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 def _insert_tasks(
     session: Session,
     *,
@@ -142,7 +138,7 @@ def _insert_tasks(
         Organization.active, who, joined_clause(due)
     )
     stmt = (
-        _upsert(session)(Task)
+        insert_for(session)(Task)
         .from_select(list(cols), query)
         .on_conflict_do_nothing(index_elements=["obligation_id", "org_id", "period_key"])
     )
@@ -165,7 +161,7 @@ def _mark(
         "tasks_created": created,
         "at": now,
     }
-    stmt = _upsert(session)(Materialization).values(values)
+    stmt = insert_for(session)(Materialization).values(values)
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=["obligation_id", "period_key"],

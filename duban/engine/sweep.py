@@ -36,7 +36,6 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from duban.domain.due import local_date
@@ -44,6 +43,7 @@ from duban.domain.ladder import ESCALATION, OVERDUE, REMINDER, Ladder, Step, cur
 from duban.domain.tasks import PENDING, TaskState
 from duban.domain.workdays import WorkdayCalendar
 from duban.store.db import Store
+from duban.store.dialect import insert_for
 from duban.store.models import (
     LadderMark,
     ObligationRow,
@@ -73,10 +73,6 @@ def ladder_of(spec: dict[str, Any]) -> Ladder:
         to=reminders.get("to", "duty"),
         escalation=[(e["after_working_days"], e["notify"]) for e in spec.get("escalation", [])],
     )
-
-
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def _execute(session: Session, stmt: Any) -> int:
@@ -145,7 +141,7 @@ def _mark_step(
             Task.id, literal(step.name), email, literal(step.kind), literal(today)
         )
         stmt = (
-            _insert(session)(LadderMark)
+            insert_for(session)(LadderMark)
             .from_select(["task_id", "step", "recipient", "kind", "day"], query)
             .on_conflict_do_nothing(index_elements=["task_id", "step", "recipient"])
         )
@@ -185,7 +181,7 @@ def _mark_rejections(session: Session, *, today: date, now: datetime, catchup: t
         for task_id, reviewed, email in rows
     ]
     stmt = (
-        _insert(session)(LadderMark)
+        insert_for(session)(LadderMark)
         .values(values)
         .on_conflict_do_nothing(index_elements=["task_id", "step", "recipient"])
     )
@@ -210,7 +206,7 @@ def _enqueue(session: Session, query: Any, now: datetime) -> int:
         "created_at",
     ]
     stmt = (
-        _insert(session)(Outbox)
+        insert_for(session)(Outbox)
         .from_select(cols, query)
         .on_conflict_do_nothing(index_elements=["key"])
     )

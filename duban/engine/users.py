@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import case, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from duban.domain.text import clean_text
 from duban.errors import AuthError, DubanError, Throttled
 from duban.store import audit
 from duban.store.db import Store
+from duban.store.dialect import insert_for
 from duban.store.models import (
     ApiToken,
     KnownDevice,
@@ -233,10 +233,10 @@ def _count_attempt(store: Store, keys: list[tuple[str, int]], now: datetime) -> 
     """Count one attempt against every key, atomically, *before* the password is checked, so
     parallel attempts cannot all pass a check made before any of them was recorded. Returns
     the first key whose limit the attempt exceeds, or None."""
-    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
     since = now - THROTTLE_WINDOW
     over: str | None = None
     with store.write() as session:
+        insert = insert_for(session)
         for key, limit in keys:
             table = LoginCounter.__table__.c
             fresh = table.window_start < since

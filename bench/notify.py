@@ -5,9 +5,11 @@
 Sweep: the time of `sweep(now)` on a mid-year day against the baseline of one indexed scan of
 the same open tasks (SELECT id, due_date … WHERE state IN ('open', 'rejected') through the same
 driver). Target ratio ≤ 3.
-Delivery: `deliver(now)` of N outbox messages to a local aiosmtpd server (render, send, record)
-against raw smtplib sending the same, already rendered, messages over one connection.
-Target: duban's rate ≥ 50% of the raw rate.
+Delivery: `deliver(now)` of N outbox messages to a local aiosmtpd server (claim, render, send,
+record each outcome as the server answers) against raw smtplib sending the same, already
+rendered, messages over one connection (`send_message`). Target: duban's rate ≥ 80% of the raw
+rate. For reference it also prints the protocol alone: raw smtplib sending bytes serialized
+in advance (`sendmail`), which no sender of new messages can beat.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from duban.engine.notices import Context, context_for  # noqa: E402
 from duban.engine.sweep import sweep  # noqa: E402
 from duban.notify.render import render, to_email  # noqa: E402
 from duban.notify.transport import SmtpConfig, SmtpTransport  # noqa: E402
+from duban.notify.wire import wire_bytes  # noqa: E402
 from duban.store.db import Store  # noqa: E402
 from duban.store.models import Outbox, Task  # noqa: E402
 from tests.integration.smtp import free_port  # noqa: E402
@@ -172,6 +175,14 @@ def bench_deliver(store: Store, calendar: Any, messages: int) -> None:
                     smtp.send_message(msg, from_addr=FROM)
 
         _, base = timed(raw)
+        wires = [(str(m["To"]), wire_bytes(m)) for m in rendered]
+
+        def protocol() -> None:
+            with smtplib.SMTP("127.0.0.1", port) as smtp:
+                for to, wire in wires:
+                    smtp.sendmail(FROM, [to], wire)
+
+        _, floor = timed(protocol)
         transport = SmtpTransport(SmtpConfig.parse(f"smtp://127.0.0.1:{port}"), FROM)
         report, took = timed(lambda: deliver(store, transport, ctx=ctx, mail_from=FROM))
         assert report.sent == len(rendered), report
@@ -181,7 +192,8 @@ def bench_deliver(store: Store, calendar: Any, messages: int) -> None:
     n = len(rendered)
     print(
         f"  deliver: {n:,} messages; raw smtplib {n / base:7.1f}/s; duban {n / took:7.1f}/s "
-        f"({100 * base / took:4.1f}% of raw)"
+        f"({100 * base / took:4.1f}% of raw); the protocol alone (bytes serialized in "
+        f"advance) {n / floor:7.1f}/s"
     )
 
 

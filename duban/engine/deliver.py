@@ -37,7 +37,7 @@ from duban.domain.retry import RetryPolicy
 from duban.engine import claims, outbox
 from duban.engine.claims import CLAIM_TIMEOUT, Claim, Ledger
 from duban.engine.notices import Context, context_for, task_items
-from duban.notify.render import message_id, render, to_email
+from duban.notify.render import message_id, render
 from duban.notify.transport import (
     DeliveryError,
     PermanentError,
@@ -45,6 +45,7 @@ from duban.notify.transport import (
     Transport,
     Unavailable,
 )
+from duban.notify.wire import compose
 from duban.store.db import Store
 from duban.store.models import Outbox
 
@@ -186,11 +187,10 @@ class _Batch:
             rendered = render(
                 row.kind, _context(session, row, self.ctx, items), to=row.recipient, key=row.key
             )
+            kind = HEADER_KIND.get(rendered.kind, rendered.kind)
+            return rendered.subject, compose(rendered, mail_from=self.mail_from, kind=kind)
         except Exception as exc:  # a broken template must not lose the message
             return TransientError(f"rendering failed: {type(exc).__name__}: {exc}")
-        message = to_email(rendered, mail_from=self.mail_from)
-        message.replace_header("X-Duban-Kind", HEADER_KIND.get(rendered.kind, rendered.kind))
-        return rendered.subject, message
 
     def _send(self, row: Outbox, prepared: Prepared) -> DeliveryError | None:
         """Send one message and record the outcome at once; the error, if any."""

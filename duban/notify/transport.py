@@ -17,10 +17,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import secrets
 import smtplib
 from dataclasses import dataclass
-from email.header import Header
 from email.message import Message
 from pathlib import Path
 from typing import Protocol
@@ -29,13 +27,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yagmail
 
 from duban.errors import DubanError
+from duban.notify.wire import wire_bytes
 
 PERMANENT_FROM = 500
 DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
 TIMEOUT_SECONDS = 30  # each socket operation; a server slower than this is a dropped connection
 CLOSE_TIMEOUT_SECONDS = 5  # QUIT is a courtesy: never wait long for its answer
-MAX_LINE = 998  # RFC 5322 §2.1.1
-FOLD_AT = 78
 
 
 class DeliveryError(DubanError):
@@ -194,70 +191,6 @@ def _close_client(client: yagmail.SMTP) -> None:
         pass
     finally:
         smtp.close()
-
-
-def wire_bytes(message: Message) -> bytes:
-    """The message as sent (CRLF line ends), as the standard generator would write it.
-
-    Messages built by `duban.notify.render.to_email` (a multipart of base64 parts with ASCII
-    headers and an encoded Subject) are written directly, several times faster than
-    `email.generator`, which re-folds every header through `email.header.Header`; anything
-    else goes through the generator.
-    """
-    fast = _fast_bytes(message)
-    return (
-        fast if fast is not None else message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-    )
-
-
-def _headers(message: Message, lines: list[str], content_type: str | None = None) -> bool:
-    for name, value in message.items():
-        if isinstance(value, Header):
-            text = value.encode(linesep="\r\n", maxlinelen=FOLD_AT)
-        elif isinstance(value, str) and value.isascii() and "\n" not in value and "\r" not in value:
-            text = content_type if content_type and name.lower() == "content-type" else value
-        else:
-            return False
-        if len(name) + 2 + len(text.split("\r\n", 1)[0]) > MAX_LINE:
-            return False
-        lines.append(f"{name}: {text}")
-    return True
-
-
-def _fast_bytes(message: Message) -> bytes | None:
-    parts = message.get_payload()
-    if not message.is_multipart() or not isinstance(parts, list):
-        return None
-    if message.preamble or message.epilogue:
-        return None
-    boundary = message.get_boundary() or f"=_duban_{secrets.token_hex(12)}"
-    content_type = message.get("Content-Type")
-    if not isinstance(content_type, str) or not content_type.startswith("multipart/"):
-        return None
-    if message.get_boundary() is None:
-        content_type = f'{content_type}; boundary="{boundary}"'
-    lines: list[str] = []
-    if not _headers(message, lines, content_type):
-        return None
-    out = ["\r\n".join(lines), "\r\n\r\n"]
-    for part in parts:
-        if not isinstance(part, Message):
-            return None
-        payload = part.get_payload()
-        if (
-            part.is_multipart()
-            or not isinstance(payload, str)
-            or not payload.isascii()
-            or str(part.get("Content-Transfer-Encoding", "")).lower() != "base64"
-        ):
-            return None  # base64 never holds the boundary (it has no '_'); other bodies might
-        head: list[str] = []
-        if not _headers(part, head):
-            return None
-        out += [f"--{boundary}\r\n", "\r\n".join(head), "\r\n\r\n"]
-        out += [payload.replace("\n", "\r\n"), "\r\n"]
-    out.append(f"--{boundary}--\r\n")
-    return "".join(out).encode("ascii")
 
 
 class EmlFolderTransport:

@@ -236,7 +236,8 @@ def _sync_schedule(client: SyncPrefectClient, deployment: DeploymentResponse, wa
     return True
 
 
-def _ensure_pool(client: SyncPrefectClient, pool: str) -> bool:
+def ensure_pool(client: SyncPrefectClient, pool: str) -> bool:
+    """Create the work pool (type process, Prefect's default job template) if it is missing."""
     try:
         client.read_work_pool(pool)
         return False
@@ -255,7 +256,7 @@ def _ensure_pool(client: SyncPrefectClient, pool: str) -> bool:
 
 def apply(client: SyncPrefectClient, wanted: list[Wanted], pool: str) -> DeployReport:
     """Create or update each wanted deployment in place; pause duties no longer wanted."""
-    report = DeployReport(pool_created=_ensure_pool(client, pool))
+    report = DeployReport(pool_created=ensure_pool(client, pool))
     for want in wanted:
         try:
             have = client.read_deployment_by_name(want.full_name)

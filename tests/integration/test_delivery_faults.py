@@ -4,12 +4,13 @@ outages recorded and retried; one failure notice a day; connections always close
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import gc
 import logging
 import multiprocessing
 import os
 import signal
+import subprocess
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -191,21 +192,52 @@ def test_a_mail_folder_that_is_not_writable_is_retried_and_counted_toward_the_gi
     assert [n["recipient"] for n in notices] == [OFFICE]
 
 
-def test_a_full_disk_is_retried_and_fixed_disk_delivers(mini, calendar, tmp_path, monkeypatch):
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 64 KiB file system (tmpfs), mounted for the test (the tests run as root)."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)])
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (the test needs root)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with contextlib.suppress(OSError), filler.open("wb") as f:
+        while True:
+            f.write(b"0" * 4096)
+            f.flush()
+    return filler
+
+
+def test_a_full_disk_is_retried_and_delivers_once_there_is_room(mini, calendar, tiny_disk):
     enqueue(mini, calendar, 3)
-    folder = tmp_path / "mail"
-
-    def full(self: Path, data: bytes) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(Path, "write_bytes", full)
-        report = run(mini, calendar, T, EmlFolderTransport(folder))
-    assert report.retried == 3 and report.unavailable is not None
-    assert report.unavailable.endswith("(mail_dir): the disk is full")
-    assert not list(folder.glob(".*.tmp"))
+    folder = tiny_disk / "mail"
+    folder.mkdir()
+    filler = fill(tiny_disk)
+    report = run(mini, calendar, T, EmlFolderTransport(folder))
+    assert report.retried == 3 and report.sent == 0
+    assert (
+        report.unavailable
+        == f"cannot write to the mail folder {folder} (mail_dir): the disk is full"
+    )
+    assert not list(folder.iterdir())  # no half-written file left behind
+    filler.unlink()
     again = run(mini, calendar, T + timedelta(minutes=15), EmlFolderTransport(folder))
     assert again.sent == 3 and len(list(folder.glob("*.eml"))) == 3
+
+
+def test_a_read_only_mail_folder_is_retried(mini, calendar, tiny_disk):
+    enqueue(mini, calendar, 2)
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
+    report = run(mini, calendar, T, EmlFolderTransport(tiny_disk / "mail"))
+    assert report.retried == 2 and report.unavailable is not None
+    assert report.unavailable.endswith("it is read-only or not writable by this user")
 
 
 def test_smtp_down_for_more_than_five_days_tells_the_county_office_once(mini, calendar, smtp):

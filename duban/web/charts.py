@@ -20,6 +20,7 @@ COLUMN_HEIGHT = 140  # px of the tallest column in the month chart
 GOOD, FAIR = 0.9, 0.6  # rate thresholds of the bar colours
 COLOURS = {"good": "#1a7f37", "fair": "#b35900", "poor": "#b42318", "count": "#8b1a1a"}
 TRACK = "#eaeef2"
+HIT = 'fill="#fff" fill-opacity="0"'  # the whole row or column is the link, not just the ink
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +61,7 @@ def hbars(bars: list[Bar], *, title: str, rates: bool = True) -> Markup:
         parts.append(
             f'<a href="{escape(b.href)}" tabindex="-1"><title>{escape(b.label)}: '
             f"{escape(b.text)}</title>"
+            f'<rect x="0" y="{y}" width="100%" height="{ROW}" {HIT}/>'
             f'<text x="0" y="{y + 14}" fill="#1f2328">{escape(_short(b.label))}</text>'
             f'<text x="100%" y="{y + 14}" text-anchor="end" fill="#1f2328" '
             f'font-weight="600">{escape(b.text)}</text>'
@@ -83,6 +85,7 @@ def columns(bars: list[Bar], *, title: str) -> Markup:
         parts.append(
             f'<a href="{escape(b.href)}" tabindex="-1"><title>{escape(b.label)}: '
             f"{escape(b.text)}</title>"
+            f'<rect x="{x:.2f}%" y="0" width="{width:.2f}%" height="{base + 22}" {HIT}/>'
             f'<rect x="{x + width * 0.15:.2f}%" y="{base - high}" width="{width * 0.7:.2f}%" '
             f'height="{high}" fill="{_colour(b.value)}"/>'
             f'<text x="{centre:.2f}%" y="{base - high - 4}" text-anchor="middle" '

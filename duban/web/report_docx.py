@@ -106,7 +106,8 @@ def sections(c: Circular) -> list[tuple[str, list[str], Table | None]]:
     overall = (
         f"本季度应完成督办任务{o.counted.n}项，其中按时完成{o.on_time.n}项，逾期完成"
         f"{o.late.n}项，逾期未完成{o.overdue.n}项，按时完成率{o.percent}"
-        f"（上季度{b.percent}）。参与排名机构{c.orgs_ranked}家。"
+        + (f"（上季度{b.percent}）" if b.rate is not None else "（上季度无到期任务）")
+        + f"。参与排名机构{c.orgs_ranked}家。"
     )
     ranked = (
         ["名次", "机构", "应完成", "按时", "逾期完成", "逾期未完成", "按时完成率"],

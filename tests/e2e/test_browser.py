@@ -120,6 +120,7 @@ def test_evidence_review_and_history_in_a_real_browser(
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
 
     inst = sign_in(browser, server, "h1user")
+    inst.goto(f"{server}/my")  # signed in, each role lands on its home page
     expect(inst.locator("h1")).to_have_text("我的任务")
     shot(inst, "institution-my-tasks")
     # the county hospital's Q2 drill is overdue
@@ -139,6 +140,7 @@ def test_evidence_review_and_history_in_a_real_browser(
     expect(inst.locator("#state")).to_contain_text("待审核")
 
     admin = sign_in(browser, server, "admin")
+    admin.goto(f"{server}/board")  # signed in, each role lands on its home page
     expect(admin.locator("h1")).to_have_text("逾期看板")
     expect(admin.locator("table.tasks")).to_contain_text("月报")
     shot(admin, "admin-board")
@@ -170,6 +172,7 @@ def test_evidence_review_and_history_in_a_real_browser(
     shot(admin, "admin-year-calendar")
 
     auditor = sign_in(browser, server, "audit")
+    auditor.goto(f"{server}/history")  # signed in, each role lands on its home page
     expect(auditor.locator("h1")).to_have_text("完成历史")
     shot(auditor, "auditor-history")
     auditor.goto(task_url)

@@ -15,9 +15,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from duban.domain.due import local_date
-from duban.engine import homes
+from duban.engine import homes, read
 from duban.engine.stats import Rate, Scope, Window
-from duban.web import views
 from duban.web.auth import require
 from duban.web.charts import Bar, columns, hbars
 from duban.web.deps import app_of, lang_of, now_of, render
@@ -77,7 +76,11 @@ def admin_home(
         period=period,
     )
     t = words(request)
-    months = [rate_bar(f"{m.month}月", r) for m, r in home.by_month]
+    # a column has room for "100%" on a phone, not for "100.0%"
+    months = [
+        replace(rate_bar(f"{m.month}月", r), text="—" if r.rate is None else f"{r.rate:.0%}")
+        for m, r in home.by_month
+    ]
     return render(
         request,
         "home_admin.html.j2",
@@ -90,7 +93,7 @@ def admin_home(
             if "-Q" in home.current.key
             else Window.quarter_of(min(local_date(now, app.settings.tz), home.current.last)).key
         ),
-        tags=views.tags(app.store),
+        tags=read.tags(app.store),
         org_chart=hbars([rate_bar(o.name, o.rate) for o in home.by_org], title=t("chart_by_org")),
         month_chart=columns(months, title=t("chart_by_month")),
         duty_chart=hbars(
@@ -138,9 +141,14 @@ def auditor_home(request: Request, year: int | None) -> Response:
         "home_auditor.html.j2",
         home=home,
         href=href,
-        status=views.audit_status(app.store),
+        status=read.audit_status(app.store),
         chart=columns(
-            [rate_bar(f"Q{w.key[-1]}", r) for w, r, _ in home.quarters],
+            [
+                replace(
+                    rate_bar(f"Q{w.key[-1]}", r), text="—" if r.rate is None else f"{r.rate:.0%}"
+                )
+                for w, r, _ in home.quarters
+            ],
             title=t("chart_by_quarter"),
         ),
     )

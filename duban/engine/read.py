@@ -1,4 +1,4 @@
-"""What the pages and the API show: read-side queries, each scoped to the principal.
+"""The read models: what the pages, the API and the exports show, each scoped to the principal.
 
 Every function takes `now` and the principal. An institution user's queries are restricted to
 its own organization in SQL, so no page or endpoint can forget the check.
@@ -92,8 +92,6 @@ def _filtered(session: Session, query: Select[Any], f: Filters) -> Select[Any]:
     if f.due_to:
         query = query.where(Task.due_date <= f.due_to)
     return query
-
-
 
 
 ROW_COLUMNS = (

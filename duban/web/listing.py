@@ -10,8 +10,9 @@ from urllib.parse import quote, urlencode
 from fastapi import Request
 from fastapi.responses import Response
 
+from duban.engine import read
 from duban.engine.users import Principal
-from duban.web import exports, views
+from duban.web import exports
 from duban.web.deps import app_of, now_of
 from duban.web.params import MAX_OFFSET
 
@@ -97,9 +98,9 @@ def choices(request: Request, who: Principal) -> dict[str, Any]:
 
     def fresh() -> dict[str, Any]:
         return {
-            "orgs": views.organizations(store, who, at_most=ORG_CHOICES),
-            "obligations": views.duty_choices(store),
-            "tags": views.tags(store),
+            "orgs": read.organizations(store, who, at_most=ORG_CHOICES),
+            "obligations": read.duty_choices(store),
+            "tags": read.tags(store),
         }
 
     if who.role == "institution":

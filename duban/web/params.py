@@ -15,8 +15,8 @@ from fastapi import Depends, Path, Query
 from pydantic import BaseModel, Field, field_validator
 
 from duban.domain.text import REASON_MAX, clean_text
+from duban.engine.read import Filters
 from duban.errors import InvalidText
-from duban.web.views import Filters
 
 #: ids are positive and fit a signed 64-bit column; offsets and pages stop well before that
 MAX_ID = 2**63 - 1

@@ -12,10 +12,9 @@ from starlette.datastructures import UploadFile
 
 from duban.bootstrap import App
 from duban.domain.tasks import Action
-from duban.engine import actions, evidence, permissions
+from duban.engine import actions, evidence, permissions, read
 from duban.engine.users import Principal
 from duban.errors import Denied, DubanError, StateError, UploadTooLarge
-from duban.web import views
 
 MAX_FILES = 10
 KIND_MAX = 32  # an evidence kind's code
@@ -26,7 +25,7 @@ def act(
     app: App, who: Principal, task_id: int, action: Action, reason: str | None, now: datetime
 ) -> str:
     """Apply `action` if the rules let `who` do it; returns the task's new state."""
-    task = views.task_detail(
+    task = read.task_detail(
         app.store, who, task_id, now=now, tz=app.settings.tz, calendar=app.calendar
     )
     if action is Action.SUBMIT:
@@ -72,7 +71,7 @@ def upload(
 ) -> list[evidence.Stored]:
     """Store the form's files (and its note) as evidence of the task, if `who` may add them
     now: the task open or rejected, the kind one the duty asks for (or `other`)."""
-    task = views.task_detail(
+    task = read.task_detail(
         app.store, who, task_id, now=now, tz=app.settings.tz, calendar=app.calendar
     )
     if not permissions.may_add_evidence(who, org_id=task["org_id"]):

@@ -11,8 +11,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from duban.domain.tasks import Action
+from duban.engine import read
+from duban.engine.read import Filters
 from duban.errors import DubanError, StorageError
-from duban.web import views, work
+from duban.web import work
 from duban.web.api_models import BEARER, ActionResult, Health, Me, StoredOut, Uploaded, upload_body
 from duban.web.auth import check_csrf, require
 from duban.web.deps import app_of, now_of
@@ -28,7 +30,6 @@ from duban.web.params import (
     Year,
 )
 from duban.web.params import errors as error_responses
-from duban.web.views import Filters
 
 health = APIRouter()
 router = APIRouter(prefix="/api", dependencies=[Security(BEARER)])
@@ -78,7 +79,7 @@ def api_tasks(
         state=state,
         year=year,
     )
-    return views.tasks(
+    return read.tasks(
         app.store,
         who,
         now=now_of(request),
@@ -95,7 +96,7 @@ def api_task(request: Request, task_id: TaskId) -> dict[str, Any]:
     """One task with its clause, required and missing evidence, and working days left."""
     who = require(request)
     app = app_of(request)
-    return views.task_detail(
+    return read.task_detail(
         app.store, who, task_id, now=now_of(request), tz=app.settings.tz, calendar=app.calendar
     )
 
@@ -105,7 +106,7 @@ def api_timeline(request: Request, task_id: TaskId) -> list[dict[str, Any]]:
     """Who did what to the task and when, from the hash-chained audit trail."""
     who = require(request)
     app = app_of(request)
-    return views.timeline(app.store, who, task_id, tz=app.settings.tz)
+    return read.timeline(app.store, who, task_id, tz=app.settings.tz)
 
 
 @router.post(
@@ -170,4 +171,4 @@ def api_waive(request: Request, task_id: TaskId, body: RequiredReason) -> Action
 def api_verify(request: Request) -> dict[str, Any]:
     """Recompute the audit chain (as `duban audit verify`)."""
     require(request, STAFF)
-    return views.audit_status(app_of(request).store)
+    return read.audit_status(app_of(request).store)

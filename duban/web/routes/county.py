@@ -9,14 +9,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from duban.engine import actions
+from duban.engine import actions, read
+from duban.engine.read import Filters
 from duban.errors import DubanError
-from duban.web import listing, views
+from duban.web import listing
 from duban.web.auth import check_csrf, require
 from duban.web.deps import app_of, now_of, render
 from duban.web.listing import TASK_COLUMNS, choices, export, one_page, pager, paging
 from duban.web.params import ExportFormat, PageFilters, PageNo
-from duban.web.views import Filters
 
 router = APIRouter(include_in_schema=False)
 STAFF = ("admin", "auditor")
@@ -31,7 +31,7 @@ def board(
     who = require(request, STAFF)
     app = app_of(request)
     fetch, offset = paging(page_no, listing.PAGE_ROWS, format)
-    rows = views.overdue_board(
+    rows = read.overdue_board(
         app.store,
         who,
         now=now_of(request),
@@ -57,9 +57,9 @@ def matrix(
     app, now = app_of(request), now_of(request)
     lists = choices(request, who)
     if not f.obligation:
-        f = Filters(**{**f.__dict__, "obligation": views.first_duty_with_tasks(app.store, now)})
+        f = Filters(**{**f.__dict__, "obligation": read.first_duty_with_tasks(app.store, now)})
     fetch, offset = paging(page_no, listing.MATRIX_ORGS, format)
-    data = views.matrix(
+    data = read.matrix(
         app.store, who, now=now, tz=app.settings.tz, filters=f, limit=fetch - 1, offset=offset
     )
     cells, periods = data["cells"], data["periods"]
@@ -106,7 +106,7 @@ def history(
     who = require(request, STAFF)
     app = app_of(request)
     fetch, offset = paging(page_no, listing.PAGE_ROWS, format)
-    rows = views.tasks(
+    rows = read.tasks(
         app.store,
         who,
         now=now_of(request),
@@ -130,7 +130,7 @@ def review_queue(request: Request, page_no: PageNo = 1, format: ExportFormat = N
     who = require(request, REVIEWERS)
     app = app_of(request)
     fetch, offset = paging(page_no, listing.PAGE_ROWS, format)
-    rows = views.tasks(
+    rows = read.tasks(
         app.store,
         who,
         now=now_of(request),
@@ -149,8 +149,8 @@ def review_queue(request: Request, page_no: PageNo = 1, format: ExportFormat = N
 def audit_page(request: Request, format: ExportFormat = None) -> Response:
     require(request, STAFF)
     app = app_of(request)
-    status = views.audit_status(app.store)
-    rows = views.recent_audit(app.store, tz=app.settings.tz)
+    status = read.audit_status(app.store)
+    rows = read.recent_audit(app.store, tz=app.settings.tz)
     columns = [
         (k, k) for k in ("seq", "at_local", "actor", "action", "entity", "entity_id", "hash")
     ]
@@ -165,7 +165,7 @@ def event_form(request: Request) -> Response:
     store = app_of(request).store
     with store.read() as session:
         kinds = actions.known_event_kinds(session)
-    orgs = views.organizations(store, who, at_most=listing.ORG_CHOICES)
+    orgs = read.organizations(store, who, at_most=listing.ORG_CHOICES)
     return render(request, "event.html.j2", kinds=kinds, orgs=orgs)
 
 

@@ -16,10 +16,10 @@ from starlette.concurrency import run_in_threadpool
 
 from duban.catalog.expand import planned_tasks
 from duban.domain.tasks import Action
-from duban.engine import evidence, feeds
+from duban.engine import evidence, feeds, read
 from duban.errors import AccessError, DubanError, InvalidText, NotFound, UploadError
 from duban.store.models import Evidence
-from duban.web import exports, listing, views, work
+from duban.web import exports, listing, work
 from duban.web.auth import check_csrf, require
 from duban.web.deps import app_of, now_of, render
 from duban.web.listing import attachment, download_as, export
@@ -49,7 +49,7 @@ VERBS = {
 def _detail(request: Request, task_id: int) -> dict[str, Any]:
     """The task as the principal may see it (403 or 404 otherwise)."""
     app = app_of(request)
-    return views.task_detail(
+    return read.task_detail(
         app.store,
         require(request),
         task_id,
@@ -69,7 +69,7 @@ def _back_with_error(task_id: int, exc: Exception) -> Response:
 def my(request: Request) -> Response:
     who = require(request, ("institution",))
     app = app_of(request)
-    rows = views.my_tasks(app.store, who, now=now_of(request), tz=app.settings.tz)
+    rows = read.my_tasks(app.store, who, now=now_of(request), tz=app.settings.tz)
     return render(request, "my.html.j2", rows=rows)
 
 
@@ -121,10 +121,10 @@ def score(
 ) -> Response:
     who = require(request)
     app, now = app_of(request), now_of(request)
-    orgs = views.organizations(app.store, who, at_most=listing.ORG_CHOICES)
+    orgs = read.organizations(app.store, who, at_most=listing.ORG_CHOICES)
     org = who.org_code if who.role == "institution" else org or (orgs[0].code if orgs else "")
-    quarter = quarter or views.quarter_of(now.astimezone(app.settings.tz).date())
-    sheet = views.score_sheet(
+    quarter = quarter or read.quarter_of(now.astimezone(app.settings.tz).date())
+    sheet = read.score_sheet(
         app.store, who, org=org or "", quarter=quarter, now=now, tz=app.settings.tz
     )
     rows = [{"item": i["item"], **e} for i in sheet["items"] for e in i["entries"]]
@@ -145,7 +145,7 @@ def score(
         orgs=orgs,
         org=org,
         quarter=quarter,
-        forms=[o for o in views.obligations(app.store) if o.spec.get("form")],
+        forms=[o for o in read.obligations(app.store) if o.spec.get("form")],
     )
 
 
@@ -153,7 +153,7 @@ def score(
 def blank_form(request: Request, code: Code) -> Response:
     """The plan's blank form for the duty (e.g. Annex 4), for anyone signed in."""
     require(request)
-    form = views.obligation_form(app_of(request).store, code)
+    form = read.obligation_form(app_of(request).store, code)
     return attachment(exports.form_xlsx(form), exports.XLSX_TYPE, f"{form['title']}.xlsx")
 
 
@@ -161,7 +161,7 @@ def blank_form(request: Request, code: Code) -> Response:
 def task_form(request: Request, task_id: TaskId) -> Response:
     """The same form with the institution and the month of the task filled in."""
     task = _detail(request, task_id)
-    form = views.obligation_form(app_of(request).store, task["obligation"])
+    form = read.obligation_form(app_of(request).store, task["obligation"])
     start = date.fromisoformat(task["period_start"])
     body = exports.form_xlsx(
         form, org=task["org_name"], year=str(start.year), month=str(start.month)
@@ -178,7 +178,7 @@ def task_page(
 ) -> Response:
     task = _detail(request, task_id)
     app = app_of(request)
-    timeline = views.timeline(app.store, require(request), task_id, tz=app.settings.tz)
+    timeline = read.timeline(app.store, require(request), task_id, tz=app.settings.tz)
     return render(request, "task.html.j2", task=task, timeline=timeline, error=error)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from duban.catalog.loader import Catalog, load_catalog
 from duban.domain.tasks import Action
 from duban.domain.workdays import WorkdayCalendar
-from duban.engine import actions, amend, permissions
+from duban.engine import actions, amend, permissions, read
 from duban.engine.adoption import adopted_on, set_adopted
 from duban.engine.materialize import materialize
 from duban.engine.notices import Context, context_for
@@ -24,7 +24,6 @@ from duban.errors import PlanError
 from duban.notify.render import render
 from duban.store.db import Store
 from duban.store.models import AuditEvent, ObligationRow, Organization, Outbox, Plan, Task
-from duban.web import views
 from tests.conftest import FIXTURES, ROOT
 from tests.integration.helpers import TZ, at
 
@@ -109,12 +108,12 @@ def test_moving_adoption_later_withdraws_what_is_no_longer_owed_and_the_board_fo
     now = at("2022-10-06")
     materialize(mini, calendar=calendar, now=now, tz=TZ)
     admin = Principal(0, "a", "admin", None, None)
-    before = views.overdue_board(mini, admin, now=now, tz=TZ, filters=views.Filters())
+    before = read.overdue_board(mini, admin, now=now, tz=TZ, filters=read.Filters())
     assert any(r["due"] < "2022-09-01" for r in before)
     with mini.write() as session:
         moved = set_adopted(session, date(2022, 9, 1), now=now, actor="cli:test")
     assert moved.previous == date(2022, 1, 1) and moved.withdrawn > 0
-    after = views.overdue_board(mini, admin, now=now, tz=TZ, filters=views.Filters())
+    after = read.overdue_board(mini, admin, now=now, tz=TZ, filters=read.Filters())
     assert after and all(r["due"] >= "2022-09-01" for r in after)
     with mini.read() as s:
         assert adopted_on(s) == date(2022, 9, 1)
@@ -273,19 +272,19 @@ def test_the_receiver_sees_and_reviews_only_the_submissions_sent_to_it(
     centre = principal(loaded, "xf-ygzx", "ygzx")
     section = principal(loaded, "xf-wjw-fy", "fy")
 
-    queue = views.tasks(loaded, centre, now=now, tz=TZ, states=("submitted",), review=True)
+    queue = read.tasks(loaded, centre, now=now, tz=TZ, states=("submitted",), review=True)
     assert [r["id"] for r in queue] == [sent]
     # another receiver's queue does not hold it, nor may it open the task
     assert sent not in [
         r["id"]
-        for r in views.tasks(loaded, section, now=now, tz=TZ, states=("submitted",), review=True)
+        for r in read.tasks(loaded, section, now=now, tz=TZ, states=("submitted",), review=True)
     ]
-    with pytest.raises(views.Forbidden):
-        views.task_detail(loaded, section, sent, now=now, tz=TZ, calendar=calendar)
+    with pytest.raises(read.Forbidden):
+        read.task_detail(loaded, section, sent, now=now, tz=TZ, calendar=calendar)
     # an unsent draft stays private to its institution
-    with pytest.raises(views.Forbidden):
-        views.task_detail(loaded, centre, draft, now=now, tz=TZ, calendar=calendar)
-    page = views.task_detail(loaded, centre, sent, now=now, tz=TZ, calendar=calendar)
+    with pytest.raises(read.Forbidden):
+        read.task_detail(loaded, centre, draft, now=now, tz=TZ, calendar=calendar)
+    page = read.task_detail(loaded, centre, sent, now=now, tz=TZ, calendar=calendar)
     assert page["may_review"] and not page["may_submit"] and not page["may_waive"]
     assert page["receiver"] == "信丰县孕管中心"
     assert not permissions.may_review(section, receiver_org_id=centre.org_id)

@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from duban.bootstrap import App
 from duban.domain.due import start_of_day
 from duban.domain.obligations import Obligation
-from duban.engine import lease
+from duban.engine import lease, outbox
 from duban.engine.materialize import domain_obligation, materialize
 from duban.engine.sync import SyncReport
 from duban.errors import SchedulerBusy, StoreError
@@ -164,6 +164,7 @@ class Deliverer(threading.Thread):
         super().__init__(name="duban-deliver", daemon=True)
         self.app, self.clock, self.stop = app, clock, stop
         self.poked = threading.Event()
+        self.waiting: outbox.Waiting | None = None
         self.database = database_outage("delivery: the database")
         self.mail = Outage("delivery: nothing can be sent", "delivery: sending again")
 
@@ -193,8 +194,10 @@ class Deliverer(threading.Thread):
             self.mail.failed(report.unavailable)
         elif report.sent:
             self.mail.ok()
-        if report.sent or report.failed or report.taken_over or report.stopped:
+        busy = report.sent or report.failed or report.taken_over or report.stopped
+        if busy or report.waiting != self.waiting:  # what waits is said when it changes
             log.info("deliver: %s", report.summary())
+        self.waiting = report.waiting
 
 
 def build_scheduler(

@@ -522,6 +522,7 @@ def outbox_list(
     ctx = _app()
     with errors():
         rows = outbox.list_messages(ctx.store, state=state, limit=limit)
+        waiting = outbox.waiting(ctx.store, now=datetime.now(UTC))
     if as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
         return
@@ -537,6 +538,7 @@ def outbox_list(
             r["last_error"] or r["subject"] or "",
         )
     out.print(table)
+    out.print(f"still waiting: {waiting.describe()}")
 
 
 @outbox_app.command("retry")

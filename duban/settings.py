@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     web: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    #: processes serving `duban web` (pages render in Python: one process uses one core)
+    web_workers: int = Field(default=1, ge=1, le=64)
     #: uploaded evidence, stored by SHA-256; never inside a folder the web server serves
     evidence_dir: Path = Path("evidence-files")
     upload_max_mb: int = Field(default=20, ge=1)

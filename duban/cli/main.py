@@ -736,9 +736,13 @@ def user_token(
 def web(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Server processes (default web_workers, 1)."),
+    ] = None,
 ) -> None:
     """Serve the web UI and the JSON API alone (no scheduler)."""
-    from duban.web.app import WebServer
+    from duban.web.app import serve_workers
 
     logging.basicConfig(
         level=logging.INFO,
@@ -755,4 +759,4 @@ def web(
     if not users.has_admin(ctx.store):
         log.warning("no administrator yet: duban user add NAME --role admin --password-stdin")
     with errors():
-        WebServer(ctx, host, port).run()
+        serve_workers(ctx, host, port, workers or ctx.settings.web_workers)

@@ -64,23 +64,49 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     return web
 
 
+def from_settings() -> FastAPI:
+    """The app built from the environment and duban.toml (as the CLI builds it): what each
+    worker process of a multi-process server calls (`duban web --workers N`)."""
+    return create_app(App())
+
+
+def server_options(app: App, host: str, port: int) -> dict[str, Any]:
+    """uvicorn's options, the same for one process or several."""
+    trusted = app.settings.trusted_proxies
+    return {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        # X-Forwarded-For decides the address the sign-in throttle counts, so it is read only
+        # from the proxies named in `trusted_proxies` (none by default)
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": ",".join(trusted) if trusted else "",
+    }
+
+
+def serve_workers(app: App, host: str, port: int, workers: int) -> None:
+    """Serve with `workers` processes (each builds its own App from the same settings), so
+    page rendering uses every core; one process when workers is 1."""
+    import uvicorn
+
+    if workers <= 1:
+        WebServer(app, host, port).run()
+        return
+    uvicorn.run(
+        "duban.web.app:from_settings",
+        factory=True,
+        workers=workers,
+        **server_options(app, host, port),
+    )
+
+
 class WebServer:
     """uvicorn in the foreground, stoppable from another thread (see duban.scheduler.run)."""
 
     def __init__(self, app: App, host: str, port: int, clock: Clock | None = None) -> None:
         import uvicorn
 
-        trusted = app.settings.trusted_proxies
-        config = uvicorn.Config(
-            create_app(app, clock),
-            host=host,
-            port=port,
-            log_level="warning",
-            # X-Forwarded-For decides the address the sign-in throttle counts, so it is read
-            # only from the proxies named in `trusted_proxies` (none by default)
-            proxy_headers=bool(trusted),
-            forwarded_allow_ips=",".join(trusted) if trusted else "",
-        )
+        config = uvicorn.Config(create_app(app, clock), **server_options(app, host, port))
         self._server = uvicorn.Server(config)
         self._where = f"{host}:{port}"
 

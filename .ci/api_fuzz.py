@@ -146,6 +146,7 @@ def main() -> int:
                     ],
                     timeout=options.max_time * 3 + 120,
                     check=False,
+                    cwd=tmp,  # its example database and reports stay out of the checkout
                 )
                 if run.returncode != 0:
                     failed.append(role)

@@ -1,4 +1,5 @@
-"""Benchmark: the overdue board and the completion matrix over ~1,000,000 tasks in PostgreSQL.
+"""Benchmark: the overdue board, the completion matrix, the administrator's home and the
+quarterly circular over ~1,000,000 tasks in PostgreSQL.
 
     python bench/web.py [--orgs 13000] [--clients 8] [--seconds 30]
 
@@ -9,13 +10,15 @@ accepted late, 5% waiting for review, 5% rejected and 10% still open, so overdue
 app is served by uvicorn in its own process, as `duban web` serves it, and signed in as an
 administrator.
 
-For each page (board and matrix, with and without filters, first and later pages):
+For each page (board, matrix and home, with and without filters, first and later pages):
   - bare SQL: every statement the page runs (session check, filter choices, the query itself),
     captured from one request and replayed through the same driver on one connection, and
     fetched: the baseline;
   - alone: p50 of the page over HTTP with one client;
   - under load: p50 and p95 with N concurrent clients (default 8) for the given time.
-Target: p95 under load < 200 ms for the board and the matrix; ratio = p50 alone / bare SQL.
+The circular (page and DOCX) is measured alone. Targets (issue 12): p95 under load at most
+100 ms for the board and the matrix, 150 ms for the home page; the circular's DOCX within 3 s;
+ratio = p50 alone / bare SQL.
 """
 
 from __future__ import annotations
@@ -62,7 +65,18 @@ PAGES = [
     ("matrix", "/matrix?obligation=ob-12&year=2024"),  # quarterly
     ("matrix", "/matrix?obligation=ob-12&page=60"),
     ("matrix", "/matrix?obligation=ob-1&tag=township"),
+    ("home", "/"),  # the administrator's home: numbers and charts (issue 12)
+    ("home", "/?tag=township"),
+    ("home", "/?period=2024-Q2"),
 ]
+# the quarterly circular: measured alone (one leadership meeting's download, not a page
+# eight people reload), as a printable page and as DOCX
+ALONE = [
+    ("report", "/report?quarter=2024-Q3"),
+    ("report-docx", "/report?quarter=2024-Q3&format=docx"),
+]
+#: p95 targets under load (issue 12); the circular's is for one request alone
+TARGETS = {"board": 0.1, "matrix": 0.1, "home": 0.15, "report": 3.0, "report-docx": 3.0}
 HISTORY = text(
     """
     UPDATE tasks SET
@@ -141,7 +155,7 @@ def capture(url: str, plan: Path, orgs: Path, folder: Path) -> dict[str, list[tu
     token = form.split('name="login_csrf" value="', 1)[1].split('"', 1)[0]
     client.post("/login", data={"name": "admin", "password": PASSWORD, "login_csrf": token})
     statements = {}
-    for _, page in PAGES:
+    for _, page in PAGES + ALONE:
         client.get(page)  # warm: the catalogue caches and the statement cache
         seen.clear()
         assert client.get(page).status_code == 200, page
@@ -171,16 +185,16 @@ def bare_sql(url: str, statements: list[tuple[str, Any]], repeat: int = 15) -> f
         engine.dispose()
 
 
-def alone(base: str, page: str, repeat: int = 15) -> float:
-    with httpx.Client(base_url=base, follow_redirects=False) as client:
-        sign_in(client)
-        times = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            r = client.get(page)
-            times.append(time.perf_counter() - started)
-            assert r.status_code == 200, (page, r.status_code)
-        return statistics.median(times)
+def alone(client: httpx.Client, page: str, repeat: int = 15) -> float:
+    """Median seconds of the page with one signed-in client (one sign-in for all pages: the
+    sign-in throttle counts every attempt from an address)."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        r = client.get(page)
+        times.append(time.perf_counter() - started)
+        assert r.status_code == 200, (page, r.status_code)
+    return statistics.median(times)
 
 
 def load(base: str, clients: int, seconds: float) -> dict[str, list[float]]:
@@ -238,7 +252,10 @@ def run(url: str, folder: Path, orgs_n: int, clients: int, seconds: float) -> No
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_port(port)
-        solo = {page: alone(base, page) for _, page in PAGES}
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=60) as client:
+            sign_in(client)
+            solo = {page: alone(client, page) for _, page in PAGES}
+            solo.update({page: alone(client, page, repeat=5) for _, page in ALONE})
         loaded = load(base, clients, seconds)
     finally:
         server.terminate()
@@ -254,15 +271,25 @@ def run(url: str, folder: Path, orgs_n: int, clients: int, seconds: float) -> No
             f"{page:42} {len(statements[page]):3d} {1000 * sql:7.1f}ms {1000 * solo[page]:8.1f}ms "
             f"{solo[page] / sql:6.2f} {1000 * pct(lat, 0.5):15.1f}ms {1000 * pct(lat, 0.95):5.1f}ms"
         )
-    for label in ("board", "matrix"):
+    for _, page in ALONE:
+        sql = bare_sql(url, statements[page], repeat=5)
+        print(
+            f"{page:42} {len(statements[page]):3d} {1000 * sql:7.1f}ms "
+            f"{1000 * solo[page]:8.1f}ms {solo[page] / sql:6.2f}   (alone, 5 requests)"
+        )
+    for label in ("board", "matrix", "home"):
         lat = loaded[label]
-        verdict = "meets" if pct(lat, 0.95) < 0.2 else "MISSES"
+        target = TARGETS[label]
+        verdict = "meets" if pct(lat, 0.95) <= target else "MISSES"
         print(
             f"{label:6}: {len(lat):5d} requests under {clients} clients, "
             f"p50 {1000 * pct(lat, 0.5):6.1f} ms, p95 {1000 * pct(lat, 0.95):6.1f} ms "
-            f"({verdict} the 200 ms target)"
+            f"({verdict} the {1000 * target:.0f} ms target)"
         )
-    done = sum(len(loaded[label]) for label in ("board", "matrix"))
+    for label, page in ALONE:
+        verdict = "meets" if solo[page] <= TARGETS[label] else "MISSES"
+        print(f"{label}: p50 alone {1000 * solo[page]:.0f} ms ({verdict} the 3 s target)")
+    done = sum(len(loaded[label]) for label in ("board", "matrix", "home"))
     print(f"throughput: {done / seconds:.1f} pages/s")
 
 

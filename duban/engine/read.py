@@ -17,7 +17,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from duban.domain.due import local_date
-from duban.domain.tasks import PENDING
+from duban.domain.tasks import PENDING, TaskState, outcome
 from duban.domain.workdays import WorkdayCalendar
 from duban.engine import outcomes, permissions
 from duban.engine.notices import plan_words
@@ -337,12 +337,16 @@ def timeline(store: Store, who: Principal, task_id: int, *, tz: ZoneInfo) -> lis
     return [first, *out]
 
 
-def cell_status(row: dict[str, Any]) -> str:
-    if row["state"] in ("waived", "withdrawn"):
-        return str(row["state"])
-    if row["state"] in ("submitted", "accepted"):
-        return "late" if row["late"] else "on_time"
-    return "overdue" if row["overdue"] else "waiting"
+#: what a matrix cell needs of its task: its outcome (duban.domain.tasks.outcome) and a link
+CELL_COLUMNS = (
+    Task.id,
+    Task.org_id,
+    Task.period_key,
+    Task.due_date,
+    Task.due_at,
+    Task.state,
+    Task.submitted_at,
+)
 
 
 def matrix(
@@ -390,26 +394,24 @@ def matrix(
         found = session.execute(
             org_query.order_by(Organization.code).limit(limit + 1).offset(offset)
         ).all()
-    page = found[:limit]
-    ids = [o.id for o in page]
-    rows = [
-        row
+        page = found[:limit]
+        codes = {o.id: o.code for o in page}
+        ids = list(codes)
+        cells: dict[tuple[str, str], dict[str, Any]] = {}
         # an export holds every institution: ask in chunks, within SQLite's parameter limit
-        for start in range(0, len(ids), 900)
-        for row in tasks(
-            store,
-            who,
-            now=now,
-            tz=tz,
-            filters=own,
-            org_ids=ids[start : start + 900],
-            limit=1_000_000,
-        )
-    ]
-    cells: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in rows:
-        r["cell"] = cell_status(r)
-        cells[(r["org"], r["period"])] = r
+        for start in range(0, len(ids), 900):
+            query: Any = select(*CELL_COLUMNS).where(
+                Task.opens_at <= now, Task.org_id.in_(ids[start : start + 900])
+            )
+            query = _filtered(session, permissions.scope(session, query, who), own)
+            if own.outcome:
+                query = query.where(outcomes.outcome_sql(own.outcome, now))
+            for r in session.execute(query):
+                cells[(codes[r.org_id], r.period_key)] = {
+                    "id": r.id,
+                    "due": r.due_date.isoformat(),
+                    "cell": outcome(TaskState(r.state), r.due_at, r.submitted_at, now).value,
+                }
     return {
         # the periods the page's institutions owe: read from their tasks, not the whole table
         "periods": sorted({period for _, period in cells}),

@@ -14,6 +14,7 @@ flow-run processes through the run's job variables (`env`), as a site would set 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -46,6 +47,7 @@ BIN = Path(sys.executable).parent
 START_TIMEOUT = 120.0  # a cold server migrates its database first
 STOP_TIMEOUT = 20.0
 POLL = 0.2
+PR_SET_PDEATHSIG = 1  # prctl(2)
 WORKER_POOL = "duban-test"  # the pool the real worker polls
 QUIET_POOL = "duban-quiet"  # deployments whose runs only the tests execute
 
@@ -79,6 +81,13 @@ def _pg(statement: str) -> None:
 def pg_url(name: str, driver: str = "psycopg") -> str:
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql+psycopg", f"postgresql+{driver}")
     return f"{base}/{name}"
+
+
+def _die_with_pytest() -> None:
+    """In the child, before exec: get SIGTERM when pytest dies (a timeout ends pytest with
+    os._exit, and the server and worker run in sessions of their own), so none is left over."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -137,6 +146,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_pytest,
         )
     try:
         wait_until(
@@ -190,6 +200,7 @@ def prefect_worker(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_pytest,
         )
 
     def registered() -> bool:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
@@ -18,6 +19,9 @@ from duban.store.models import ObligationRow, Plan
 from flows.schedules import period_openings
 from tests.prefect.conftest import BIN, QUIET_POOL, PrefectServer
 from tests.prefect.site import TZ, Site, local, make_site, process_env
+
+# a server start (the first test), many flow runs: longer than the suite's 120 s per test
+pytestmark = pytest.mark.timeout(300)
 
 # well beyond both ends: a missing DTSTART or UNTIL would show as runs outside the plan
 WINDOW_MARGIN = timedelta(days=400)

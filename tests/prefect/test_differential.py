@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -48,6 +49,9 @@ from flows.schedules import period_openings
 from tests.prefect.conftest import QUIET_POOL, PrefectServer, run_scheduled
 from tests.prefect.site import TZ, Site, local, make_site, state
 from tests.prefect.test_deploy import scheduled_starts
+
+# a server start (the first test), many flow runs: longer than the suite's 120 s per test
+pytestmark = pytest.mark.timeout(300)
 
 FIRST_MONDAY = date(2022, 3, 28)
 LAST_DAY = date(2023, 6, 30)  # the last period's escalations are done by then

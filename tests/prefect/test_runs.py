@@ -33,6 +33,9 @@ from flows.duties import PREFECT_HOLDER
 from tests.prefect.conftest import BIN, QUIET_POOL, PrefectServer, run_scheduled, wait_until
 from tests.prefect.site import Site, local, make_site, process_env, state
 
+# a server start (the first test), many flow runs: longer than the suite's 120 s per test
+pytestmark = pytest.mark.timeout(300)
+
 RUN_TIMEOUT = 120.0  # a worker starts a process per flow run; imports take seconds here
 
 

@@ -222,16 +222,17 @@ class _Batch:
         outcome = self._outcome(row, state, subject=subject, error=error)
         if not self.ledger.record(self.claim, state, [outcome]):
             self.report.taken_over += 1  # taken over while this one was sending it
-        self._tally(state, 1)
+        self._tally(state, [row])
 
-    def _tally(self, state: str, n: int) -> None:
+    def _tally(self, state: str, rows: list[Outbox]) -> None:
         if state == "sent":
-            self.report.sent += n
+            self.report.sent += len(rows)
         elif state == "failed":
-            self.report.failed += n
-            self.gave_up += n
+            self.report.failed += len(rows)
+            # the county office hears of failed messages, not of failed notices about them
+            self.gave_up += sum(r.kind != "failure" for r in rows)
         else:
-            self.report.retried += n
+            self.report.retried += len(rows)
 
     def _defer(self, rows: list[Outbox], error: Unavailable) -> None:
         """Nothing can go now: every row left in the batch is retried later, or failed if it
@@ -244,7 +245,7 @@ class _Batch:
             self.ledger.record(
                 self.claim, state, [self._outcome(r, state, error=error) for r in chosen]
             )
-            self._tally(state, len(chosen))
+            self._tally(state, chosen)
         self.report.problems[str(error)] += len(rows)
 
     def _outcome(

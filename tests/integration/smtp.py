@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -152,8 +154,9 @@ class SmtpServer:
 
     def __init__(self, folder: Path | None = None) -> None:
         self.port = free_port()
-        self._own = folder is None
         self.folder = folder or Path(tempfile.mkdtemp(prefix="duban-smtp-"))
+        if folder is None:  # ours: removed with this object
+            weakref.finalize(self, shutil.rmtree, self.folder, True)
         self.recorder = Recorder(self.folder)
         self._process: subprocess.Popen[bytes] | None = None
 

@@ -196,12 +196,20 @@ def _in(day: date, w: Window | None) -> bool:
 
 
 def tallies(session: Session, sel: Selection, *, now: datetime, within: Window | None) -> Tallies:
-    """Delivered tasks from the tallies (by due day without a tag or institution, else by
-    month), owed ones past due from the partial index; both limited to `within`."""
+    """Delivered tasks from the tallies (by due day without a tag, by month with one; one
+    institution's from its own tasks), owed ones past due from the partial index; both
+    limited to `within`."""
     found = Tallies()
     q: Any
-    by_org = sel.scope.tag is not None or sel.org_id is not None
-    if by_org:
+    if sel.org_id is not None:  # one institution's tasks are few: read them (org_id, due_at)
+        late = outcomes.late()
+        q = select(Task.due_date, Task.state, late, func.count()).where(
+            Task.org_id == sel.org_id, outcomes.done()
+        )
+        if within:
+            q = q.where(Task.due_date.between(within.first, within.last))
+        q = narrow(q, sel, Task).group_by(Task.due_date, Task.state, late)
+    elif sel.scope.tag is not None:
         q = select(TallyOrgMonth.month, TallyOrgMonth.state, TallyOrgMonth.late, TallyOrgMonth.n)
         if within:
             q = q.where(TallyOrgMonth.month.between(within.first, within.last))

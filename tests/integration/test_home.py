@@ -269,3 +269,21 @@ def test_hostile_names_are_escaped_on_the_new_pages(lived, mini):
             page = c.get(url).text
             assert evil not in page, (name, url)
             assert "&lt;script&gt;" in page, (name, url)
+
+
+def test_home_pages_and_circular_in_english(lived):
+    for name, url, words in (
+        ("admin", "/?period=2022-Q2", "Where the county stands"),
+        (
+            "admin",
+            "/history?outcome=counted&due_from=2022-04-01&due_to=2022-06-30",
+            "tasks the rate counts",
+        ),
+        ("h1user", "/", "Where we stand"),
+        ("audit", "/", "Audit overview"),
+        ("audit", "/report?quarter=2022-Q2", "Download as Word"),
+    ):
+        c, _ = signed_in(lived, name)
+        c.cookies.set("lang", "en")
+        r = c.get(url)
+        assert r.status_code == 200 and words in r.text, (name, url)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -118,15 +119,32 @@ def build(url: str, plan: Path, orgs: Path) -> int:
     return total
 
 
-def serve(url: str, plan: str, orgs: str, folder: str, port: int) -> None:
-    """The server process: duban's app on uvicorn, its clock fixed at TODAY."""
-    import uvicorn
-
+def served_app() -> Any:
+    """What each server process serves: duban's app, its clock fixed at TODAY (the settings
+    come from the environment `serve` sets)."""
     from duban.web.app import create_app
 
+    url, plan, orgs, folder = os.environ["DUBAN_BENCH_SERVE"].split("\n")
     app = App(settings=settings_for(url, Path(plan), Path(orgs), Path(folder)))
+    return create_app(app, clock=lambda: TODAY)
+
+
+def serve(url: str, plan: str, orgs: str, folder: str, port: int, workers: int) -> None:
+    """The server: uvicorn with `workers` processes, as `duban web --workers N` serves."""
+    import uvicorn
+
+    os.environ["DUBAN_BENCH_SERVE"] = "\n".join([url, plan, orgs, folder])
+    os.environ["PYTHONPATH"] = str(ROOT)
+    from duban.web.app import NoDelayHttp
+
     uvicorn.run(
-        create_app(app, clock=lambda: TODAY), host="127.0.0.1", port=port, log_level="warning"
+        "bench.web:served_app",
+        factory=True,
+        workers=workers,
+        http=NoDelayHttp,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
 
 
@@ -236,18 +254,21 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(url: str, folder: Path, orgs_n: int, clients: int, seconds: float) -> None:
+def run(url: str, folder: Path, orgs_n: int, clients: int, seconds: float, workers: int) -> None:
     plan, orgs = write_inputs(folder, orgs_n, 40)
     started = time.perf_counter()
     total = build(url, plan, orgs)
     print(
-        f"{orgs_n:,} institutions, 40 duties, {total:,} tasks in PostgreSQL "
+        f"{orgs_n:,} institutions, 40 duties, {total:,} tasks in PostgreSQL, served by "
+        f"{workers} process{'es' if workers > 1 else ''}; "
         f"(built in {time.perf_counter() - started:.0f} s); as of {TODAY:%Y-%m-%d}"
     )
     statements = capture(url, plan, orgs, folder)
     port = free_port()
+    where = [url, str(plan), str(orgs), str(folder), str(port), str(workers)]
     server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", url, str(plan), str(orgs), str(folder), str(port)]
+        [sys.executable, __file__, "--serve", *where],
+        start_new_session=True,  # stopping its group stops every worker
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -258,7 +279,7 @@ def run(url: str, folder: Path, orgs_n: int, clients: int, seconds: float) -> No
             solo.update({page: alone(client, page, repeat=5) for _, page in ALONE})
         loaded = load(base, clients, seconds)
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait()
     print(
         f"\n{'page':42} {'SQL':>3} {'bare SQL':>9} {'alone p50':>10} {'ratio':>6} "
@@ -295,12 +316,17 @@ def run(url: str, folder: Path, orgs_n: int, clients: int, seconds: float) -> No
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]))
+        serve(
+            sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]), int(sys.argv[7])
+        )
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--orgs", type=int, default=13_000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="server processes (duban web --workers)"
+    )
     args = parser.parse_args()
     name = f"duban_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -309,7 +335,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-            run(url, Path(tmp), args.orgs, args.clients, args.seconds)
+            run(url, Path(tmp), args.orgs, args.clients, args.seconds, args.workers)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))

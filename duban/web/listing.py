@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 from fastapi import Request
 from fastapi.responses import Response
 
-from duban.engine import read
+from duban.engine import catalogue
 from duban.engine.users import Principal
 from duban.web import exports
 from duban.web.deps import app_of, now_of
@@ -98,9 +98,9 @@ def choices(request: Request, who: Principal) -> dict[str, Any]:
 
     def fresh() -> dict[str, Any]:
         return {
-            "orgs": read.organizations(store, who, at_most=ORG_CHOICES),
-            "obligations": read.duty_choices(store),
-            "tags": read.tags(store),
+            "orgs": catalogue.organizations(store, who, at_most=ORG_CHOICES),
+            "obligations": catalogue.duty_choices(store),
+            "tags": catalogue.tags(store),
         }
 
     if who.role == "institution":

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from duban.domain.tasks import Action
-from duban.engine import read
+from duban.engine import catalogue, read
 from duban.engine.read import Filters
 from duban.errors import DubanError, StorageError
 from duban.web import work
@@ -171,4 +171,4 @@ def api_waive(request: Request, task_id: TaskId, body: RequiredReason) -> Action
 def api_verify(request: Request) -> dict[str, Any]:
     """Recompute the audit chain (as `duban audit verify`)."""
     require(request, STAFF)
-    return read.audit_status(app_of(request).store)
+    return catalogue.audit_status(app_of(request).store)

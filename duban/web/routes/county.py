@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from duban.engine import actions, read
+from duban.engine import actions, catalogue, read, sheets
 from duban.engine.read import Filters
 from duban.errors import DubanError
 from duban.web import listing
@@ -57,9 +57,9 @@ def matrix(
     app, now = app_of(request), now_of(request)
     lists = choices(request, who)
     if not f.obligation:
-        f = Filters(**{**f.__dict__, "obligation": read.first_duty_with_tasks(app.store, now)})
+        f = Filters(**{**f.__dict__, "obligation": catalogue.first_duty_with_tasks(app.store, now)})
     fetch, offset = paging(page_no, listing.MATRIX_ORGS, format)
-    data = read.matrix(
+    data = sheets.matrix(
         app.store, who, now=now, tz=app.settings.tz, filters=f, limit=fetch - 1, offset=offset
     )
     cells, periods = data["cells"], data["periods"]
@@ -149,8 +149,8 @@ def review_queue(request: Request, page_no: PageNo = 1, format: ExportFormat = N
 def audit_page(request: Request, format: ExportFormat = None) -> Response:
     require(request, STAFF)
     app = app_of(request)
-    status = read.audit_status(app.store)
-    rows = read.recent_audit(app.store, tz=app.settings.tz)
+    status = catalogue.audit_status(app.store)
+    rows = catalogue.recent_audit(app.store, tz=app.settings.tz)
     columns = [
         (k, k) for k in ("seq", "at_local", "actor", "action", "entity", "entity_id", "hash")
     ]
@@ -165,7 +165,7 @@ def event_form(request: Request) -> Response:
     store = app_of(request).store
     with store.read() as session:
         kinds = actions.known_event_kinds(session)
-    orgs = read.organizations(store, who, at_most=listing.ORG_CHOICES)
+    orgs = catalogue.organizations(store, who, at_most=listing.ORG_CHOICES)
     return render(request, "event.html.j2", kinds=kinds, orgs=orgs)
 
 

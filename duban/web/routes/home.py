@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from duban.domain.due import local_date
-from duban.engine import homes, read
+from duban.engine import catalogue, homes
 from duban.engine.stats import Rate, Scope, Window
 from duban.web.auth import require
 from duban.web.charts import Bar, columns, hbars
@@ -93,7 +93,7 @@ def admin_home(
             if "-Q" in home.current.key
             else Window.quarter_of(min(local_date(now, app.settings.tz), home.current.last)).key
         ),
-        tags=read.tags(app.store),
+        tags=catalogue.tags(app.store),
         org_chart=hbars([rate_bar(o.name, o.rate) for o in home.by_org], title=t("chart_by_org")),
         month_chart=columns(months, title=t("chart_by_month")),
         duty_chart=hbars(
@@ -141,7 +141,7 @@ def auditor_home(request: Request, year: int | None) -> Response:
         "home_auditor.html.j2",
         home=home,
         href=href,
-        status=read.audit_status(app.store),
+        status=catalogue.audit_status(app.store),
         chart=columns(
             [
                 replace(

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from duban.catalog.expand import planned_tasks
 from duban.domain.tasks import Action
-from duban.engine import evidence, feeds, read
+from duban.engine import catalogue, evidence, feeds, read, sheets
 from duban.errors import AccessError, DubanError, InvalidText, NotFound, UploadError
 from duban.store.models import Evidence
 from duban.web import exports, listing, work
@@ -121,10 +121,10 @@ def score(
 ) -> Response:
     who = require(request)
     app, now = app_of(request), now_of(request)
-    orgs = read.organizations(app.store, who, at_most=listing.ORG_CHOICES)
+    orgs = catalogue.organizations(app.store, who, at_most=listing.ORG_CHOICES)
     org = who.org_code if who.role == "institution" else org or (orgs[0].code if orgs else "")
-    quarter = quarter or read.quarter_of(now.astimezone(app.settings.tz).date())
-    sheet = read.score_sheet(
+    quarter = quarter or sheets.quarter_of(now.astimezone(app.settings.tz).date())
+    sheet = sheets.score_sheet(
         app.store, who, org=org or "", quarter=quarter, now=now, tz=app.settings.tz
     )
     rows = [{"item": i["item"], **e} for i in sheet["items"] for e in i["entries"]]
@@ -145,7 +145,7 @@ def score(
         orgs=orgs,
         org=org,
         quarter=quarter,
-        forms=[o for o in read.obligations(app.store) if o.spec.get("form")],
+        forms=[o for o in catalogue.obligations(app.store) if o.spec.get("form")],
     )
 
 
@@ -153,7 +153,7 @@ def score(
 def blank_form(request: Request, code: Code) -> Response:
     """The plan's blank form for the duty (e.g. Annex 4), for anyone signed in."""
     require(request)
-    form = read.obligation_form(app_of(request).store, code)
+    form = catalogue.obligation_form(app_of(request).store, code)
     return attachment(exports.form_xlsx(form), exports.XLSX_TYPE, f"{form['title']}.xlsx")
 
 
@@ -161,7 +161,7 @@ def blank_form(request: Request, code: Code) -> Response:
 def task_form(request: Request, task_id: TaskId) -> Response:
     """The same form with the institution and the month of the task filled in."""
     task = _detail(request, task_id)
-    form = read.obligation_form(app_of(request).store, task["obligation"])
+    form = catalogue.obligation_form(app_of(request).store, task["obligation"])
     start = date.fromisoformat(task["period_start"])
     body = exports.form_xlsx(
         form, org=task["org_name"], year=str(start.year), month=str(start.month)

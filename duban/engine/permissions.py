@@ -82,11 +82,7 @@ def may_review(who: Principal, *, receiver_org_id: int | None) -> bool:
     as the receiver of this duty's submissions."""
     if who.role == ADMIN:
         return True
-    return (
-        who.role == INSTITUTION
-        and receiver_org_id is not None
-        and who.org_id == receiver_org_id
-    )
+    return who.role == INSTITUTION and receiver_org_id is not None and who.org_id == receiver_org_id
 
 
 def may_waive(who: Principal) -> bool:

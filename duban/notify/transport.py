@@ -119,7 +119,8 @@ def _classify(exc: Exception) -> DeliveryError:
 def _unavailable(where: str, exc: Exception) -> Unavailable:
     answer = _answer(exc) if isinstance(exc, smtplib.SMTPException) else None
     said = f"{answer[0]} {answer[1]}" if answer else f"{type(exc).__name__}: {exc}"
-    return Unavailable(f"cannot reach {where}: {said}")
+    login = isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError)
+    return Unavailable(f"cannot {'log in to' if login else 'reach'} {where}: {said}")
 
 
 class SmtpTransport:

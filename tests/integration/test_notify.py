@@ -326,6 +326,10 @@ def test_login_failure_never_reveals_the_password(mini, calendar, smtp):
     config = SmtpConfig.parse(f"smtp://mailer:{secret}@127.0.0.1:{smtp.port}")
     report = send(mini, calendar, smtp, at("2022-06-21"), transport=SmtpTransport(config, FROM))
     assert report.sent == 0 and report.errors
+    assert report.unavailable == (
+        f"cannot log in to smtp mailer@127.0.0.1:{smtp.port} (plain): "
+        "SMTPNotSupportedError: SMTP AUTH extension not supported by server."
+    )
     assert not any(secret in e for e in report.errors)
     assert not any(secret in (r["last_error"] or "") for r in outbox.list_messages(mini))
     assert secret not in config.describe()

@@ -24,7 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 AS_OF = "2022-10-06"
-ROLES = [("fz-admin", "admin", None), ("fz-audit", "auditor", None), ("fz-inst", "institution", "xf-zyy")]
+ROLES = [
+    ("fz-admin", "admin", None),
+    ("fz-audit", "auditor", None),
+    ("fz-inst", "institution", "xf-zyy"),
+]
 CONFIG = """\
 # The upload's files must be PDF, JPEG, PNG or Office documents whose bytes prove it; a schema
 # cannot say what a file's first bytes are, so 415 for generated file content is expected.
@@ -70,7 +74,9 @@ def wait_healthy(base: str, server: subprocess.Popen[bytes], seconds: float = 60
 
 
 def a_task_of(env: dict[str, str], org: str | None) -> int:
-    rows = json.loads(duban(env, "tasks", *(["--org", org] if org else []), "--json", "--limit", "1"))
+    rows = json.loads(
+        duban(env, "tasks", *(["--org", org] if org else []), "--json", "--limit", "1")
+    )
     return int(rows[0]["id"])
 
 

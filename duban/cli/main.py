@@ -288,9 +288,7 @@ def tasks(
         if as_json:
             sys.stdout.write("[")
             for i, view in enumerate(found):
-                sys.stdout.write(
-                    ("," if i else "") + "\n" + json.dumps(view, ensure_ascii=False)
-                )
+                sys.stdout.write(("," if i else "") + "\n" + json.dumps(view, ensure_ascii=False))
             sys.stdout.write("\n]\n")
             return
         table = Table(

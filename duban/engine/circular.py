@@ -19,6 +19,7 @@ from duban.domain.due import local_date
 from duban.domain.tasks import days_overdue
 from duban.engine import outcomes
 from duban.engine.stats import OrgRate, Rate, Scope, Window, ranking, select_for, tallies
+from duban.engine.sweep import COUNTY_OFFICE
 from duban.store.db import Store
 from duban.store.models import ObligationRow, Organization, OrgTag, Plan, TallyDutyDay, Task
 
@@ -26,7 +27,6 @@ QUARTER_NAMES = ("第一季度", "第二季度", "第三季度", "第四季度")
 REPEATED = 2  # late or overdue this many times in the quarter: "late repeatedly"
 MAX_RANKED = 300  # institutions in the ranking table (a province has thousands)
 MAX_OVERDUE = 500  # overdue tasks listed; the rest are counted and left to the board
-COUNTY_OFFICE = "county-office"
 
 
 @dataclass(frozen=True, kw_only=True)

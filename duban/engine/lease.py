@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from duban.engine.dbclock import db_now
 from duban.store.db import Store
+from duban.store.dialect import insert_for
 from duban.store.models import SchedulerLease
 
 LEASE_NAME = "scheduler"
@@ -60,7 +60,7 @@ def acquire(
     del now
     with store.write() as session:
         stamp = db_now(session)
-        insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+        insert = insert_for(session)
         session.execute(
             insert(SchedulerLease)
             .values(name=name, holder=holder, expires_at=stamp + ttl)

@@ -9,7 +9,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from duban.domain.due import local_date, start_of_day
@@ -17,6 +16,7 @@ from duban.engine.claims import CLAIM_TIMEOUT
 from duban.engine.sweep import county_office
 from duban.store import audit
 from duban.store.db import Store
+from duban.store.dialect import insert_for
 from duban.store.models import Outbox
 
 FAILURE_DIGEST_MAX_ITEMS = 100
@@ -128,7 +128,7 @@ def enqueue_failure_digest(session: Session, *, now: datetime, tz: ZoneInfo) -> 
     """
     today = local_date(now, tz)
     tomorrow = today + timedelta(days=1)
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     for email in county_office(session):
         for day, due in ((today, now), (tomorrow, start_of_day(tomorrow, tz))):
             key = f"failure:{day.isoformat()}:{email}"

@@ -259,11 +259,19 @@ def _count_attempt(store: Store, keys: list[tuple[str, int]], now: datetime) -> 
 
 
 def _forget_attempt(store: Store, keys: list[tuple[str, int]], now: datetime) -> None:
-    """A right password clears its pair's and device's counters (not the address's or the
-    account's: those guard against many names and many places, not one typing mistake)."""
-    clear = [k for k, _ in keys if k.startswith(("pair:", "device:"))]
+    """A right password was given: this attempt was no failure. Its pair's and device's
+    counters are cleared (a typing mistake is forgiven), and the address's and the account's
+    lose the one count this attempt added (their earlier failures stand: they guard against
+    many names and many places, and a colleague signing in must not use them up)."""
+    clear = [k[:200] for k, _ in keys if k.startswith(("pair:", "device:"))]
+    undo = [k[:200] for k, _ in keys if not k.startswith(("pair:", "device:"))]
     with store.write() as session:
         session.execute(delete(LoginCounter).where(LoginCounter.key.in_(clear)))
+        session.execute(
+            update(LoginCounter)
+            .where(LoginCounter.key.in_(undo), LoginCounter.failures > 0)
+            .values(failures=LoginCounter.failures - 1)
+        )
         session.execute(
             delete(LoginCounter).where(LoginCounter.window_start < now - THROTTLE_WINDOW)
         )

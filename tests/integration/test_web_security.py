@@ -423,3 +423,14 @@ def test_an_administrator_clears_a_locked_name_from_the_command_line(site, mini)
     assert users.unlock(mini, name="admin", now=now) >= 1
     token, _, _ = users.sign_in(mini, name="admin", password=PASSWORD, address="10.2.0.1", now=now)
     assert token
+
+
+def test_successful_sign_ins_do_not_use_up_the_budget(site, mini):
+    """A county office where a dozen colleagues sign in as themselves from one address, or one
+    administrator from a dozen browsers, is never throttled: only failures count."""
+    now = site.state.test_clock.now
+    for _ in range(max(users.ACCOUNT_MAX, users.ADDRESS_MAX) + 2):
+        users.sign_in(mini, name="admin", password=PASSWORD, address="10.3.0.1", now=now)
+    with pytest.raises(AuthError):
+        users.sign_in(mini, name="admin", password="wrong", address="10.3.0.1", now=now)
+    assert users.sign_in(mini, name="admin", password=PASSWORD, address="10.3.0.1", now=now)

@@ -4,6 +4,7 @@ completion matrix, the history, the review queue, the audit log, recording an ev
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -24,14 +25,21 @@ STAFF = ("admin", "auditor")
 REVIEWERS = ("admin", "institution")
 
 
-@router.get("/board", response_class=HTMLResponse)
-def board(
-    request: Request, f: PageFilters, page_no: PageNo = 1, format: ExportFormat = None
+def _task_list(
+    request: Request,
+    f: Filters,
+    page_no: int,
+    format: str | None,
+    *,
+    title: str,
+    template: str,
+    **query: Any,
 ) -> Response:
+    """A filtered, paged list of tasks for the county (the board, the history), or its export."""
     who = require(request, STAFF)
     app = app_of(request)
     fetch, offset = paging(page_no, listing.PAGE_ROWS, format)
-    rows = read.overdue_board(
+    rows = read.tasks(
         app.store,
         who,
         now=now_of(request),
@@ -39,13 +47,24 @@ def board(
         filters=f,
         limit=fetch,
         offset=offset,
+        **query,
     )
-    return export(request, format, "overdue", TASK_COLUMNS, rows) or render(
+    return export(request, format, title, TASK_COLUMNS, rows) or render(
         request,
-        "board.html.j2",
+        template,
         f=f,
         **one_page(request, page_no, rows),
         **choices(request, who),
+    )
+
+
+@router.get("/board", response_class=HTMLResponse)
+def board(
+    request: Request, f: PageFilters, page_no: PageNo = 1, format: ExportFormat = None
+) -> Response:
+    """Overdue tasks, the longest overdue first."""
+    return _task_list(
+        request, f, page_no, format, title="overdue", template="board.html.j2", overdue_only=True
     )
 
 
@@ -103,25 +122,9 @@ def matrix(
 def history(
     request: Request, f: PageFilters, page_no: PageNo = 1, format: ExportFormat = None
 ) -> Response:
-    who = require(request, STAFF)
-    app = app_of(request)
-    fetch, offset = paging(page_no, listing.PAGE_ROWS, format)
-    rows = read.tasks(
-        app.store,
-        who,
-        now=now_of(request),
-        tz=app.settings.tz,
-        filters=f,
-        limit=fetch,
-        offset=offset,
-        newest_first=True,
-    )
-    return export(request, format, "history", TASK_COLUMNS, rows) or render(
-        request,
-        "history.html.j2",
-        f=f,
-        **one_page(request, page_no, rows),
-        **choices(request, who),
+    """Every task, the newest due first: what was done, on time or late."""
+    return _task_list(
+        request, f, page_no, format, title="history", template="history.html.j2", newest_first=True
     )
 
 

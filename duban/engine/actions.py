@@ -107,20 +107,36 @@ def add_note(store: Store, *, task_id: int, note: str, actor: str, now: datetime
     """Attach a written note as evidence; returns the evidence id."""
     note = clean_text(note, field="note", max_length=NOTE_MAX)
     with store.write() as session:
-        task = _load_for_update(session, task_id)
-        ev = Evidence(task_id=task.id, kind="note", note=note, uploaded_by=actor, uploaded_at=now)
-        session.add(ev)
-        session.flush()
-        audit.record(
-            session,
-            now=now,
-            actor=actor,
-            action="evidence.added",
-            entity="task",
-            entity_id=task.id,
-            data={"evidence": ev.id, "kind": "note"},
-        )
+        ev = attach_evidence(session, task_id, actor=actor, now=now, kind="note", note=note)
         return ev.id
+
+
+def attach_evidence(
+    session: Session,
+    task_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    kind: str,
+    audit_data: dict[str, object] | None = None,
+    **fields: object,
+) -> Evidence:
+    """Add one piece of evidence (a note, or a stored file's fields) to the task, locked for
+    update, with its `evidence.added` audit event; `audit_data` adds to what the event says."""
+    task = _load_for_update(session, task_id)
+    ev = Evidence(task_id=task.id, kind=kind, uploaded_by=actor, uploaded_at=now, **fields)
+    session.add(ev)
+    session.flush()
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="evidence.added",
+        entity="task",
+        entity_id=task.id,
+        data={"evidence": ev.id, "kind": kind, **(audit_data or {})},
+    )
+    return ev
 
 
 def transition(

@@ -21,11 +21,9 @@ from pathlib import Path, PurePath
 from typing import BinaryIO
 
 from duban.domain.text import FILENAME_MAX, clean_text
-from duban.engine.actions import _load_for_update
+from duban.engine.actions import attach_evidence
 from duban.errors import StorageError, StorageFull, UploadError, UploadTooLarge
-from duban.store import audit
 from duban.store.db import Store
-from duban.store.models import Evidence
 
 CHUNK = 1 << 16
 
@@ -103,27 +101,17 @@ def store_upload(
     except OSError as exc:
         raise _storage_error(folder, exc) from exc
     with store.write() as session:
-        task = _load_for_update(session, task_id)
-        ev = Evidence(
-            task_id=task.id,
+        ev = attach_evidence(
+            session,
+            task_id,
+            actor=actor,
+            now=now,
             kind=kind,
+            audit_data={"file": name, "sha256": digest, "size": size},
             sha256=digest,
             filename=name[:255],
             media_type=kind_type,
             size=size,
-            uploaded_by=actor,
-            uploaded_at=now,
-        )
-        session.add(ev)
-        session.flush()
-        audit.record(
-            session,
-            now=now,
-            actor=actor,
-            action="evidence.added",
-            entity="task",
-            entity_id=task.id,
-            data={"evidence": ev.id, "kind": kind, "file": name, "sha256": digest, "size": size},
         )
         return Stored(ev.id, digest, size, kind_type)
 

@@ -58,15 +58,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(what: str, ready: Callable[[], bool], timeout: float, log: Path | None = None):
-    """Poll `ready` until it is true; fail naming `what` (and the log's tail) at the deadline."""
+def wait_until(
+    what: str,
+    ready: Callable[[], bool],
+    timeout: float,
+    log: Path | None = None,
+    detail: Callable[[], str] | None = None,
+) -> None:
+    """Poll `ready` until it is true; fail naming `what`, `detail()` and the log's tail at the
+    deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready():
             return
         time.sleep(POLL)
     tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
+    more = detail() if detail else ""
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{more}\n{tail}")
 
 
 def _pg(statement: str) -> None:
@@ -175,11 +183,17 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         _pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
+@dataclass(frozen=True)
+class PrefectWorker:
+    pool: str
+    log: Path
+
+
 @pytest.fixture(scope="package")
 def prefect_worker(
     prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A real process worker polling WORKER_POOL every second; yields the pool's name."""
+) -> Iterator[PrefectWorker]:
+    """A real process worker polling WORKER_POOL every second."""
     from flows.deployments import ensure_pool
 
     with prefect_server.client() as client:
@@ -213,7 +227,7 @@ def prefect_worker(
         wait_until("the process worker to register with the server", registered, 60, log)
         if proc.poll() is not None:
             pytest.fail(f"prefect worker exited with {proc.returncode}\n{log.read_text()[-3000:]}")
-        yield WORKER_POOL
+        yield PrefectWorker(pool=WORKER_POOL, log=log)
     finally:
         _stop(proc)
 

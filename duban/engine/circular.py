@@ -86,9 +86,8 @@ def circular(
     w = Window.parse(quarter)
     with store.read() as session:
         sel = select_for(session, plan=None, tag=None)
-        tally = tallies(
-            session, sel, now=now, within=Window(first=w.previous().first, last=w.last, key="span")
-        )
+        span = Window(first=w.previous().first, last=w.last, key="span")
+        tally = tallies(session, sel, now=now, tz=tz, within=span)
         every, count = ranking(session, sel, w, now=now, limit=None)
         overdue_rows = session.execute(
             select(

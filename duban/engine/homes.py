@@ -13,11 +13,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from duban.domain.due import local_date
 from duban.domain.tasks import TaskState, days_overdue
 from duban.domain.workdays import WorkdayCalendar
 from duban.engine import outcomes
+from duban.engine.snapshots import SnapshotCache
 from duban.engine.stats import (
     Count,
     OrgRate,
@@ -76,27 +78,52 @@ def admin_home(
     plan: str | None = None,
     tag: str | None = None,
     period: str | None = None,
+    cache: SnapshotCache[AdminHome] | None = None,
 ) -> AdminHome:
     """The county's numbers; `plan`, `tag` and `period` (YYYY or YYYY-Qn: the tasks due in
     it) filter the whole page. The rates compare the period with the one before it (this
-    quarter with the last without a period); the months are those of its year."""
+    quarter with the last without a period); the months are those of its year.
+
+    Given a `cache`, a page computed from the same database snapshot on the same local day
+    is reused (duban.engine.snapshots): every count here changes only at a task's change or
+    at midnight, as a task due on day d is overdue from d's end."""
+    today = local_date(now, tz)
+    with store.snapshot() as (session, snapshot):
+        key = (snapshot, today, plan, tag, period) if snapshot is not None else None
+        if cache is not None and key is not None and (kept := cache.get(key)) is not None:
+            return kept
+        home = _admin_home(session, calendar, now=now, tz=tz, plan=plan, tag=tag, period=period)
+    if cache is not None and key is not None:
+        cache.put(key, home)
+    return home
+
+
+def _admin_home(
+    session: Session,
+    calendar: WorkdayCalendar,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    plan: str | None,
+    tag: str | None,
+    period: str | None,
+) -> AdminHome:
     today = local_date(now, tz)
     window = Window.parse(period) if period else None
     current = window or Window.quarter_of(today)
     previous = current.previous()
     year = Window.parse(str(current.first.year))
     horizon = horizon_of(calendar, today, DUE_SOON_WORKDAYS)
-    with store.read() as session:
-        sel = select_for(session, plan=plan, tag=tag)
-        scope = sel.scope
-        whole = tallies(session, sel, now=now, within=window)
-        span = Window(
-            first=min(previous.first, year.first), last=max(current.last, year.last), key="span"
-        )
-        rates = whole if window is None else tallies(session, sel, now=now, within=span)
-        by_org, ranked = ranking(session, sel, current, now=now, limit=CHART_ORGS)
-        soon = _due_soon(session, sel, now=now, today=today, horizon=horizon, window=window)
-        by_duty = overdue_by_duty(session, whole, scope, window)
+    sel = select_for(session, plan=plan, tag=tag)
+    scope = sel.scope
+    whole = tallies(session, sel, now=now, tz=tz, within=window)
+    span = Window(
+        first=min(previous.first, year.first), last=max(current.last, year.last), key="span"
+    )
+    rates = whole if window is None else tallies(session, sel, now=now, tz=tz, within=span)
+    by_org, ranked = ranking(session, sel, current, now=now, limit=CHART_ORGS)
+    soon = _due_soon(session, sel, now=now, today=today, horizon=horizon, window=window)
+    by_duty = overdue_by_duty(session, whole, scope, window)
     bounded = replace(scope, due_from=window.first, due_to=window.last) if window else scope
     return AdminHome(
         window=window,
@@ -193,8 +220,8 @@ def institution_home(
             )
         )
         base = select_for(session, plan=None, tag=None)
-        own = tallies(session, replace(base, org_id=org_id), now=now, within=quarter)
-        county = tallies(session, base, now=now, within=quarter)
+        own = tallies(session, replace(base, org_id=org_id), now=now, tz=tz, within=quarter)
+        county = tallies(session, base, now=now, tz=tz, within=quarter)
     items = [
         Deadline(
             id=t.id,
@@ -238,7 +265,7 @@ def auditor_home(store: Store, *, now: datetime, tz: ZoneInfo, year: int) -> Aud
     whole = Window.parse(str(year))
     with store.read() as session:
         sel = select_for(session, plan=None, tag=None)
-        tally = tallies(session, sel, now=now, within=whole)
+        tally = tallies(session, sel, now=now, tz=tz, within=whole)
         latest = session.execute(
             select(Task.id, Task.due_date, Task.submitted_at, ObligationRow.title)
             .join(ObligationRow, ObligationRow.id == Task.obligation_id)

@@ -52,6 +52,7 @@ from duban.store.models import (
     Organization,
     OrgTag,
     Plan,
+    TallyDutyDay,
     Task,
 )
 
@@ -144,7 +145,24 @@ def _insert_tasks(
     )
     # Core execution (not the ORM bulk path), so the driver's rowcount comes back on both dialects
     result = session.connection().execute(stmt.execution_options(preserve_rowcount=True))
-    return int(result.rowcount)
+    created = int(result.rowcount)
+    if created:
+        _tally_born_open(session, due=due, obligation_id=obligation_id, n=created)
+    return created
+
+
+def _tally_born_open(session: Session, *, due: date, obligation_id: int, n: int) -> None:
+    """Add the tasks one INSERT created (all open, due on `due`) to the duty tally, in the
+    same transaction: one row for the statement, where a per-row trigger would cost the
+    insert half its speed on SQLite (migration 0009)."""
+    key = {"due_date": due, "obligation_id": obligation_id, "state": TaskState.OPEN.value}
+    stmt = insert_for(session)(TallyDutyDay).values(**key, late=False, n=n)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["due_date", "obligation_id", "state", "late"],
+            set_={"n": TallyDutyDay.n + stmt.excluded.n},
+        )
+    )
 
 
 def _fingerprint(row: ObligationRow, roster: str, adopted: date | None) -> str:

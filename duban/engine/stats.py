@@ -5,10 +5,11 @@ filters), so the page links each number to the board or the history listing exac
 tasks. Outcomes mean what duban.domain.tasks.outcome says (on time, late, overdue, waiting),
 counted through its SQL form (duban.engine.outcomes).
 
-How it stays fast on a province (a million tasks): delivered tasks are read from the tallies
-the database keeps as tasks change (tally_duty_day, tally_org_month; migration 0008), owed
-tasks from the partial index on (due_at, due_date, org_id, obligation_id). Tasks never
-created (before adoption) are simply not there to count.
+How it stays fast on a province (a million tasks): counts are read from the tallies the
+database keeps as tasks change (tally_duty_day: every state per duty and due day;
+tally_org_month: delivered tasks per institution and month; migrations 0008, 0009); only what
+an institution owes per institution is read from the partial index on (due_at, due_date,
+org_id, obligation_id). Tasks never created (before adoption) are simply not there to count.
 
 A rate is on time / (on time + late + overdue), over the tasks due in a window: delivered
 ones whenever they were delivered, owed ones once past due. Waived, withdrawn and not yet due
@@ -23,10 +24,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
+from duban.domain.due import local_date
 from duban.domain.tasks import TaskState
 from duban.engine import outcomes
 from duban.store.models import (
@@ -195,12 +198,36 @@ def _in(day: date, w: Window | None) -> bool:
     return w is None or w.first <= day <= w.last
 
 
-def tallies(session: Session, sel: Selection, *, now: datetime, within: Window | None) -> Tallies:
-    """Delivered tasks from the tallies (by due day without a tag, by month with one; one
-    institution's from its own tasks), owed ones past due from the partial index; both
-    limited to `within`."""
+def tallies(
+    session: Session, sel: Selection, *, now: datetime, tz: ZoneInfo, within: Window | None
+) -> Tallies:
+    """Counts by due day (or month), limited to `within`.
+
+    The whole county (or one plan): everything from `tally_duty_day`, delivered and owed; a
+    task due on day d is overdue from d's end in the site's time zone (materialize sets
+    due_at = end_of_day(due_date)), so the owed rows due before today are what is overdue.
+    An institution tag: delivered tasks by month from `tally_org_month`, owed ones past due
+    from the partial index. One institution: its own tasks, which are few."""
     found = Tallies()
     q: Any
+    if sel.org_id is None and sel.scope.tag is None:
+        q = select(
+            TallyDutyDay.due_date,
+            TallyDutyDay.obligation_id,
+            TallyDutyDay.state,
+            TallyDutyDay.late,
+            TallyDutyDay.n,
+        ).where(TallyDutyDay.state.in_([*outcomes.DONE_VALUES, *outcomes.PENDING_VALUES]))
+        if within:
+            q = q.where(TallyDutyDay.due_date.between(within.first, within.last))
+        today = local_date(now, tz)
+        for day, obligation_id, state, late, n in session.execute(narrow(q, sel, TallyDutyDay)):
+            if state in outcomes.DONE_VALUES:
+                key = (day, state, bool(late))
+                found.done[key] = found.done.get(key, 0) + n
+            elif day < today and n:
+                found.overdue[(day, obligation_id)] = found.overdue.get((day, obligation_id), 0) + n
+        return found
     if sel.org_id is not None:  # one institution's tasks are few: read them (org_id, due_at)
         late = outcomes.late()
         q = select(Task.due_date, Task.state, late, func.count()).where(
@@ -209,16 +236,11 @@ def tallies(session: Session, sel: Selection, *, now: datetime, within: Window |
         if within:
             q = q.where(Task.due_date.between(within.first, within.last))
         q = narrow(q, sel, Task).group_by(Task.due_date, Task.state, late)
-    elif sel.scope.tag is not None:
+    else:
         q = select(TallyOrgMonth.month, TallyOrgMonth.state, TallyOrgMonth.late, TallyOrgMonth.n)
         if within:
             q = q.where(TallyOrgMonth.month.between(within.first, within.last))
         q = narrow(q, sel, TallyOrgMonth)
-    else:
-        q = select(TallyDutyDay.due_date, TallyDutyDay.state, TallyDutyDay.late, TallyDutyDay.n)
-        if within:
-            q = q.where(TallyDutyDay.due_date.between(within.first, within.last))
-        q = narrow(q, sel, TallyDutyDay)
     for day, state, late, n in session.execute(q):
         found.done[(day, state, bool(late))] = found.done.get((day, state, bool(late)), 0) + n
     q = select(Task.due_date, Task.obligation_id, func.count()).where(outcomes.overdue(now))

@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,6 +63,12 @@ class Store:
         self._writer = engine.execution_options(duban_write=True)
         self._read_sessions = sessionmaker(engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
+        self._snapshot_sessions = sessionmaker(
+            engine.execution_options(isolation_level="REPEATABLE READ")
+            if engine.dialect.name == "postgresql"
+            else engine,
+            expire_on_commit=False,
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -81,6 +87,20 @@ class Store:
     def read(self) -> Iterator[Session]:
         with self._read_sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def snapshot(self) -> Iterator[tuple[Session, str | None]]:
+        """A read transaction whose statements all see one snapshot, and, on PostgreSQL, that
+        snapshot's identity (`pg_current_snapshot()`: the highest transaction id and those in
+        flight). Two transactions with the same identity see the same rows, so what is
+        computed from one may be reused for the other (duban.engine.snapshots). SQLite's read
+        transaction sees one snapshot too; its identity is None: nothing is reused."""
+        with self._snapshot_sessions() as session, session.begin():
+            if self.dialect != "postgresql":
+                yield session, None
+                return
+            # the first statement takes the REPEATABLE READ snapshot: this one names it
+            yield session, str(session.scalar(text("SELECT pg_current_snapshot()")))
 
     def analyze(self, *tables: str) -> None:
         """Refresh the planner's statistics after a bulk write.

@@ -424,9 +424,10 @@ class KnownDevice(Base):
 
 
 class TallyDutyDay(Base):
-    """Delivered tasks (submitted or accepted) counted per duty, due day, state and lateness:
-    the county's on-time rates by month and quarter without reading a million tasks. Kept by
-    triggers on `tasks` (migration 0008) as tasks change, whoever changes them."""
+    """Tasks counted per duty, due day, state and lateness (false unless delivered): the
+    county's on-time rates and what it owes, by day, month and quarter, without reading a
+    million tasks. Tasks born open are added by the INSERT that creates them (materialize);
+    every later change by triggers on `tasks` (migrations 0008, 0009), whoever makes it."""
 
     __tablename__ = "tally_duty_day"
 

@@ -21,6 +21,8 @@ from fastapi.responses import Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from duban.bootstrap import App
+from duban.engine.homes import AdminHome
+from duban.engine.snapshots import SnapshotCache
 from duban.errors import DubanError
 from duban.web import errors
 from duban.web.deps import page_templates, render
@@ -46,6 +48,7 @@ def create_app(app: App, clock: Clock | None = None) -> FastAPI:
     web.state.templates = page_templates()
     web.state.catalog = None  # the plans as files, for the year calendar (loaded once)
     web.state.choices = {}  # the filter forms' lists, kept briefly (duban.web.listing)
+    web.state.homes = SnapshotCache[AdminHome](64)  # administrators' homes, per DB snapshot
     errors.install(web, render)
 
     @web.middleware("http")

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from html import unescape
 
 import pytest
 from sqlalchemy import select, update
 
 from duban.domain.tasks import Action
-from duban.engine import actions
+from duban.engine import actions, homes
+from duban.engine.materialize import materialize
+from duban.engine.snapshots import SnapshotCache
 from duban.store.db import Store
 from duban.store.models import ObligationRow, Organization, Plan, Task
-from tests.integration.helpers import at
+from tests.integration.helpers import TZ, at
 from tests.integration.test_web import signed_in, site, task_id  # noqa: F401 (fixture)
 
 NOW = at("2022-07-06")
@@ -287,3 +289,30 @@ def test_home_pages_and_circular_in_english(lived):
         c.cookies.set("lang", "en")
         r = c.get(url)
         assert r.status_code == 200 and words in r.text, (name, url)
+
+
+def test_the_admin_home_is_reused_only_while_nothing_changed(lived, mini, calendar):
+    """On PostgreSQL a computed home is kept per database snapshot: a second view with
+    nothing committed in between reuses it; a submission, or the next day, is counted at
+    once. (SQLite keeps nothing.)"""
+    cache: SnapshotCache[homes.AdminHome] = SnapshotCache()
+
+    def home(now: datetime = NOW, kept: SnapshotCache[homes.AdminHome] | None = cache):
+        return homes.admin_home(mini, now=now, tz=TZ, calendar=calendar, cache=kept)
+
+    first = home()
+    assert home() == first
+    assert cache.hits == (1 if mini.dialect == "postgresql" else 0)
+
+    overdue_task = task_id(mini, "h2", "report", "2022-05")
+    act(mini, overdue_task, Action.SUBMIT, "2022-07-06", hour=10)
+    after = home()
+    assert (after.overdue.n, after.review.n) == (first.overdue.n - 1, first.review.n + 1)
+    assert after == home(kept=None)
+
+    # the periods of the coming months open; tasks due in them are owed, not yet overdue
+    materialize(mini, calendar=calendar, now=NOW + timedelta(days=92), tz=TZ)
+    today = home()
+    later = NOW + timedelta(days=92)  # the same snapshot, three months on: they are overdue
+    assert home(later) == home(later, kept=None)
+    assert home(later).overdue.n > today.overdue.n

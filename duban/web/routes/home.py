@@ -74,6 +74,7 @@ def admin_home(
         plan=plan,
         tag=tag,
         period=period,
+        cache=request.app.state.homes,
     )
     t = words(request)
     # a column has room for "100%" on a phone, not for "100.0%"

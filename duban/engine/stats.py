@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, literal, select, union_all
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from duban.domain.due import local_date
@@ -39,6 +39,7 @@ from duban.store.models import (
     Plan,
     TallyDutyDay,
     TallyOrgMonth,
+    TallyOrgQuarter,
     Task,
 )
 
@@ -151,8 +152,8 @@ def narrow(query: Any, sel: Selection, table: Any) -> Any:
     """`query` over tasks or a tally, limited to the selection."""
     if sel.obligation_ids is not None and hasattr(table, "obligation_id"):
         query = query.where(table.obligation_id.in_(sel.obligation_ids or [-1]))
-    if sel.plan_id is not None and table is TallyOrgMonth:
-        query = query.where(TallyOrgMonth.plan_id == sel.plan_id)
+    if sel.plan_id is not None and table in (TallyOrgMonth, TallyOrgQuarter):
+        query = query.where(table.plan_id == sel.plan_id)
     if sel.scope.tag and hasattr(table, "org_id"):
         member = select(OrgTag.org_id).where(OrgTag.org_id == table.org_id)
         query = query.where(member.where(OrgTag.tag == sel.scope.tag).exists())
@@ -266,13 +267,13 @@ def ranking(
     at most `limit`; and how many institutions had anything counted."""
     tally = narrow(
         select(
-            TallyOrgMonth.org_id.label("org_id"),
-            case((TallyOrgMonth.late, 0), else_=TallyOrgMonth.n).label("on_time"),
-            case((TallyOrgMonth.late, TallyOrgMonth.n), else_=0).label("late"),
+            TallyOrgQuarter.org_id.label("org_id"),
+            TallyOrgQuarter.on_time.label("on_time"),
+            TallyOrgQuarter.late.label("late"),
             literal(0).label("overdue"),
-        ).where(TallyOrgMonth.month.between(w.first, w.last)),
+        ).where(TallyOrgQuarter.quarter.between(w.first, w.last)),  # a window is whole quarters
         sel,
-        TallyOrgMonth,
+        TallyOrgQuarter,
     )
     owed = narrow(
         select(Task.org_id, literal(0), literal(0), literal(1)).where(
@@ -297,10 +298,18 @@ def ranking(
         .subquery()
     )
     total = per_org.c.on_time + per_org.c.late + per_org.c.overdue
+    rate, most_overdue = per_org.c.on_time * 1.0 / total, per_org.c.overdue.desc()
+    if limit and session.get_bind().dialect.name == "postgresql":
+        # the worst `limit` and every institution tied with the last of them, before joining
+        # the names: 13,000 joins would cost more than the ranking itself
+        worst = select(per_org).order_by(rate, most_overdue).fetch(limit, with_ties=True)
+        per_org = worst.subquery()
+        total = per_org.c.on_time + per_org.c.late + per_org.c.overdue
+        rate, most_overdue = per_org.c.on_time * 1.0 / total, per_org.c.overdue.desc()
     query = (
         select(per_org, Organization.code, Organization.name)
         .join(Organization, Organization.id == per_org.c.org_id)
-        .order_by(per_org.c.on_time * 1.0 / total, per_org.c.overdue.desc(), Organization.code)
+        .order_by(rate, most_overdue, Organization.code)
     )
     found = session.execute(query.limit(limit) if limit else query).all()
     span = replace(sel.scope, due_from=w.first, due_to=w.last)

@@ -451,3 +451,17 @@ class TallyOrgMonth(Base):
     state: Mapped[str] = mapped_column(String(16), primary_key=True)
     late: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)
+
+
+class TallyOrgQuarter(Base):
+    """Delivered tasks on time and late per quarter, plan and institution, one row each: the
+    ranking of every institution by on-time rate reads one row per institution and plan.
+    Kept by the same triggers as TallyDutyDay (migration 0009)."""
+
+    __tablename__ = "tally_org_quarter"
+
+    quarter: Mapped[date] = mapped_column(Date, primary_key=True)  # its first day
+    plan_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    on_time: Mapped[int] = mapped_column(Integer)  # sums of int4 stay integers on PostgreSQL
+    late: Mapped[int] = mapped_column(Integer)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from duban.domain.tasks import Action
-from duban.engine import actions, homes
+from duban.engine import actions, homes, stats
 from duban.engine.materialize import materialize
 from duban.engine.snapshots import SnapshotCache
 from duban.store.db import Store
@@ -316,3 +316,24 @@ def test_the_admin_home_is_reused_only_while_nothing_changed(lived, mini, calend
     later = NOW + timedelta(days=92)  # the same snapshot, three months on: they are overdue
     assert home(later) == home(later, kept=None)
     assert home(later).overdue.n > today.overdue.n
+
+
+def test_the_chart_of_the_worst_institutions_breaks_ties_by_code(lived, mini):
+    """The chart shows the first N of the full ranking (worst rate, then most overdue, then
+    code), also when institutions tie across its edge: on PostgreSQL the worst are chosen
+    before their names are joined, and every institution tied with the last comes along."""
+    with mini.write() as s:  # h1 and h2 alike in 2022-Q2: every task accepted late
+        s.execute(
+            update(Task)
+            .where(Task.due_date.between(date(2022, 4, 1), date(2022, 6, 30)))
+            .values(state="accepted", submitted_at=Task.due_at)
+        )
+    q2 = stats.Window.parse("2022-Q2")
+    with mini.read() as s:
+        sel = stats.select_for(s, plan=None, tag=None)
+        full, counted = stats.ranking(s, sel, q2, now=NOW, limit=None)
+        assert counted == len(full) >= 3
+        assert len({(r.rate.rate, r.rate.overdue.n) for r in full}) == 1  # all tied
+        assert [r.code for r in full] == sorted(r.code for r in full)
+        for n in range(1, len(full) + 1):
+            assert stats.ranking(s, sel, q2, now=NOW, limit=n) == (full[:n], counted)

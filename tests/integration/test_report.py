@@ -25,6 +25,7 @@ from duban.store.models import (
     Outbox,
     TallyDutyDay,
     TallyOrgMonth,
+    TallyOrgQuarter,
     Task,
 )
 from tests.integration.helpers import TZ, at
@@ -116,9 +117,10 @@ def test_outcome_sql_agrees_with_the_domain_on_every_task(lived, mini: Store):  
     assert set(outcomes.FILTERS) == {o.value for o in Outcome} | {"counted"}
 
 
-def recount(store: Store) -> tuple[Counter, Counter]:  # type: ignore[type-arg]
+def recount(store: Store) -> tuple[Counter, Counter, Counter]:  # type: ignore[type-arg]
     duty: Counter = Counter()  # type: ignore[type-arg]
     org: Counter = Counter()  # type: ignore[type-arg]
+    quarter: Counter = Counter()  # type: ignore[type-arg]
     with store.read() as s:
         rows = s.execute(select(Task, ObligationRow.plan_id).join(ObligationRow)).all()
     for t, plan_id in rows:  # the duty tally counts every state; the institutions' delivered
@@ -127,10 +129,12 @@ def recount(store: Store) -> tuple[Counter, Counter]:  # type: ignore[type-arg]
         duty[(t.due_date, t.obligation_id, t.state, late)] += 1
         if delivered:
             org[(t.due_date.replace(day=1), plan_id, t.org_id, t.state, late)] += 1
-    return duty, org
+            first = t.due_date.replace(month=(t.due_date.month - 1) // 3 * 3 + 1, day=1)
+            quarter[(first, plan_id, t.org_id, "late" if late else "on_time")] += 1
+    return duty, org, quarter
 
 
-def kept(store: Store) -> tuple[Counter, Counter]:  # type: ignore[type-arg]
+def kept(store: Store) -> tuple[Counter, Counter, Counter]:  # type: ignore[type-arg]
     with store.read() as s:
         duty = Counter(
             {
@@ -146,7 +150,11 @@ def kept(store: Store) -> tuple[Counter, Counter]:  # type: ignore[type-arg]
                 if r.n
             }
         )
-    return duty, org
+        quarter: Counter = Counter()  # type: ignore[type-arg]
+        for r in s.scalars(select(TallyOrgQuarter)):
+            quarter[(r.quarter, r.plan_id, r.org_id, "on_time")] += r.on_time
+            quarter[(r.quarter, r.plan_id, r.org_id, "late")] += r.late
+    return duty, org, +quarter
 
 
 def test_tallies_follow_every_change_to_the_tasks(lived, mini: Store, calendar):  # noqa: F811

@@ -310,6 +310,19 @@ def load(
     return latencies
 
 
+def summarize(latencies: dict[str, list[float]], clients: int) -> None:
+    """p50 and p95 of each kind of page under load, against issue 12's targets."""
+    for label in ("board", "matrix", "home"):
+        lat = latencies[label]
+        target = TARGETS[label]
+        verdict = "meets" if pct(lat, 0.95) <= target else "MISSES"
+        print(
+            f"{label:6}: {len(lat):5d} requests under {clients} clients, "
+            f"p50 {1000 * pct(lat, 0.5):6.1f} ms, p95 {1000 * pct(lat, 0.95):6.1f} ms "
+            f"({verdict} the {1000 * target:.0f} ms target)"
+        )
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -366,28 +379,12 @@ def run(
             f"{page:42} {len(statements[page]):3d} {1000 * sql:7.1f}ms "
             f"{1000 * solo[page]:8.1f}ms {solo[page] / sql:6.2f}   (alone, 5 requests)"
         )
-    for label in ("board", "matrix", "home"):
-        lat = loaded[label]
-        target = TARGETS[label]
-        verdict = "meets" if pct(lat, 0.95) <= target else "MISSES"
-        print(
-            f"{label:6}: {len(lat):5d} requests under {clients} clients, "
-            f"p50 {1000 * pct(lat, 0.5):6.1f} ms, p95 {1000 * pct(lat, 0.95):6.1f} ms "
-            f"({verdict} the {1000 * target:.0f} ms target)"
-        )
+    summarize(loaded, clients)
     print(
         f"\nthe same load while institutions submit {writes:g} tasks a second "
         f"({submitter.done} submissions, each a commit: the home is computed again after each)"
     )
-    for label in ("board", "matrix", "home"):
-        lat = writing[label]
-        target = TARGETS[label]
-        verdict = "meets" if pct(lat, 0.95) <= target else "MISSES"
-        print(
-            f"{label:6}: {len(lat):5d} requests under {clients} clients, "
-            f"p50 {1000 * pct(lat, 0.5):6.1f} ms, p95 {1000 * pct(lat, 0.95):6.1f} ms "
-            f"({verdict} the {1000 * target:.0f} ms target)"
-        )
+    summarize(writing, clients)
     for label, page in ALONE:
         verdict = "meets" if solo[page] <= TARGETS[label] else "MISSES"
         print(f"{label}: p50 alone {1000 * solo[page]:.0f} ms ({verdict} the 3 s target)")

@@ -89,13 +89,13 @@ def admin_home(
     at midnight, as a task due on day d is overdue from d's end."""
     today = local_date(now, tz)
     with store.snapshot() as (session, snapshot):
-        key = (snapshot, today, plan, tag, period) if snapshot is not None else None
-        if cache is not None and key is not None and (kept := cache.get(key)) is not None:
-            return kept
-        home = _admin_home(session, calendar, now=now, tz=tz, plan=plan, tag=tag, period=period)
-    if cache is not None and key is not None:
-        cache.put(key, home)
-    return home
+
+        def compute() -> AdminHome:
+            return _admin_home(session, calendar, now=now, tz=tz, plan=plan, tag=tag, period=period)
+
+        if cache is None or snapshot is None:
+            return compute()
+        return cache.get((snapshot, today, plan, tag, period), compute)
 
 
 def _admin_home(

@@ -14,35 +14,51 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
 class SnapshotCache(Generic[T]):
-    """At most `size` read models, least recently used dropped first; safe across threads."""
+    """At most `size` read models, least recently used dropped first; safe across threads.
+    Requests that miss on the same key at once compute it once: the first computes, the
+    others wait for its result (a commit makes every page of a busy county miss together)."""
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, size: int = 64, wait: float = 30.0) -> None:
         self.size = size
+        self.wait = wait  # the longest a request waits for another's computation
         self._items: OrderedDict[Hashable, T] = OrderedDict()
+        self._computing: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable) -> T | None:
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The model kept for `key`, or `compute()`'s, kept."""
         with self._lock:
-            found = self._items.get(key)
-            if found is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return found
-
-    def put(self, key: Hashable, value: T) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+            self.misses += 1
+            running = self._computing.get(key)
+            if running is None:
+                self._computing[key] = threading.Event()
+        if running is not None:
+            running.wait(self.wait)
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            return compute()  # the other computation failed or took too long
+        try:
+            value = compute()
+            with self._lock:
+                self._items[key] = value
+                self._items.move_to_end(key)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+            return value
+        finally:
+            with self._lock:
+                self._computing.pop(key).set()

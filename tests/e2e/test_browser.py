@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.e2e.test_cli import DUBAN, MINI, duban
-from tests.integration.smtp import free_port
+from tests.e2e.site import PASSWORD, add_users, served
+from tests.e2e.test_cli import MINI, duban
 
 CHROMIUM = os.environ.get("DUBAN_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-PASSWORD = "correct horse battery"
 SHOTS = Path(os.environ.get("DUBAN_TEST_ARTIFACTS") or Path(__file__).parents[2] / "build")
 SHOTS = SHOTS / "screenshots"
 PHONE = {"width": 390, "height": 844}
@@ -47,46 +43,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # adopted when the mini plan began, so its 2022 periods are owed
     duban("init", "--adopted", "2022-04-01", cwd=work, env=env)
     duban("tick", "--now", "2022-07-06", cwd=work, env=env)
-    for name, role, org in [
-        ("admin", "admin", None),
-        ("h1user", "institution", "h1"),
-        ("audit", "auditor", None),
-    ]:
-        args = ["user", "add", name, "--role", role, "--password-stdin"] + (
-            ["--org", org] if org else []
-        )
-        done = subprocess.run(
-            [DUBAN, *args],
-            cwd=work,
-            env={**os.environ, **env},
-            input=PASSWORD + "\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-    port = free_port()
-    proc = subprocess.Popen(
-        [DUBAN, "web", "--port", str(port)],
-        cwd=work,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    for _ in range(150):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError(
-            "duban web did not start: " + (proc.stdout.read() if proc.stdout else "")
-        )
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    add_users(work, env)
+    with served(work, env) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

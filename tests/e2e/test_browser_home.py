@@ -6,20 +6,16 @@ accessibility violation. Screenshots go to build/screenshots (DUBAN_TEST_ARTIFAC
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.test_browser import PASSWORD, PHONE, browser, shot, sign_in  # noqa: F401
-from tests.e2e.test_cli import DUBAN, MINI, duban
-from tests.integration.smtp import free_port
+from tests.e2e.site import add_users, served
+from tests.e2e.test_browser import PHONE, browser, shot, sign_in  # noqa: F401
+from tests.e2e.test_cli import MINI, duban
 
 #: (org, duty, period, submitted on (local), then): a history as of 2022-07-06, so the charts
 #: show on time, late, overdue and a rejection
@@ -62,45 +58,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 cwd=work,
                 env=env,
             )
-    for name, role, org in [
-        ("admin", "admin", None),
-        ("h1user", "institution", "h1"),
-        ("audit", "auditor", None),
-    ]:
-        args = ["user", "add", name, "--role", role, "--password-stdin"]
-        done = subprocess.run(
-            [DUBAN, *args, *(["--org", org] if org else [])],
-            cwd=work,
-            env={**os.environ, **env},
-            input=PASSWORD + "\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-    port = free_port()
-    proc = subprocess.Popen(
-        [DUBAN, "web", "--port", str(port)],
-        cwd=work,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("duban web did not answer on /api/health")
+    add_users(work, env)
+    with served(work, env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 HOMES = [

@@ -7,9 +7,10 @@ counted through its SQL form (duban.engine.outcomes).
 
 How it stays fast on a province (a million tasks): counts are read from the tallies the
 database keeps as tasks change (tally_duty_day: every state per duty and due day;
-tally_org_month: delivered tasks per institution and month; migrations 0008, 0009); only what
-an institution owes per institution is read from the partial index on (due_at, due_date,
-org_id, obligation_id). Tasks never created (before adoption) are simply not there to count.
+tally_org_month and tally_org_quarter: delivered tasks per institution; migrations 0008,
+0009). Overdue tasks counted per institution (the ranking, a tag's pages) are read from the
+partial index on (due_at, due_date, org_id, obligation_id). Tasks never created (before
+adoption) are simply not there to count.
 
 A rate is on time / (on time + late + overdue), over the tasks due in a window: delivered
 ones whenever they were delivered, owed ones once past due. Waived, withdrawn and not yet due

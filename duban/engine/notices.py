@@ -16,7 +16,15 @@ from duban.domain.workdays import WorkdayCalendar
 from duban.engine.stats import Window
 from duban.engine.taskview import Duty, task_row
 from duban.errors import CalendarYearMissing
-from duban.store.models import Evidence, ObligationRow, Organization, OrgContact, Outbox, Task
+from duban.store.models import (
+    Evidence,
+    ObligationRow,
+    ObligationVersion,
+    Organization,
+    OrgContact,
+    Outbox,
+    Task,
+)
 
 DIGEST_HORIZON_WORKDAYS = 7
 DIGEST_MAX_ITEMS = 100
@@ -76,12 +84,18 @@ def plan_words(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def task_item(
-    ctx: Context, task: Task, ob: ObligationRow, org: Organization, uploaded: set[str]
+    ctx: Context,
+    task: Task,
+    ob: ObligationRow,
+    org: Organization,
+    uploaded: set[str],
+    spec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one task view (duban.engine.taskview) with what a message adds: the link, the
     institution's English name, the quoted clause, working days left, missing evidence and
-    the plan's own words."""
-    spec = ob.spec
+    the plan's own words, from `spec`: the rule the task was created under (the duty's
+    current one when not given)."""
+    spec = spec or ob.spec
     return {
         **task_row(
             task, Duty.of(ob.code, spec["title"], spec), org.code, org.name, ctx.now, ctx.tz
@@ -108,15 +122,22 @@ def _tasks(
     session: Session, ctx: Context, where: Any, limit: int | None = None
 ) -> list[dict[str, Any]]:
     query = (
-        select(Task, ObligationRow, Organization)
+        select(Task, ObligationRow, Organization, ObligationVersion.spec)
         .join(ObligationRow, ObligationRow.id == Task.obligation_id)
         .join(Organization, Organization.id == Task.org_id)
+        .outerjoin(  # the rule each task was created under, even if amended since
+            ObligationVersion,
+            and_(
+                ObligationVersion.obligation_id == Task.obligation_id,
+                ObligationVersion.content_hash == Task.spec_hash,
+            ),
+        )
         .where(where)
         .order_by(Task.due_date, Organization.code, ObligationRow.code)
     )
     rows = session.execute(query.limit(limit) if limit else query).all()
-    uploaded = _uploaded(session, [t.id for t, _, _ in rows])
-    return [task_item(ctx, t, ob, org, uploaded[t.id]) for t, ob, org in rows]
+    uploaded = _uploaded(session, [t.id for t, *_ in rows])
+    return [task_item(ctx, t, ob, org, uploaded[t.id], spec) for t, ob, org, spec in rows]
 
 
 def task_items(session: Session, ctx: Context, task_ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -16,7 +16,7 @@ from duban.domain.workdays import WorkdayCalendar
 from duban.engine import actions, amend, permissions, read
 from duban.engine.adoption import adopted_on, set_adopted
 from duban.engine.materialize import materialize
-from duban.engine.notices import Context, context_for
+from duban.engine.notices import Context, context_for, task_items
 from duban.engine.sweep import sweep
 from duban.engine.sync import sync_catalog
 from duban.engine.users import Principal
@@ -432,3 +432,32 @@ def test_bundled_plans_all_load_with_their_receivers(store: Store, catalog: Cata
     assert ("xf22-quarterly-report", "xf-wjw-fy") in received
     assert ("xf22-death-notify", "xf-fby") in received
     assert ROOT.exists()
+
+
+def test_messages_quote_the_rule_a_task_was_created_under(
+    mini: Store, calendar: WorkdayCalendar, tmp_path: Path
+) -> None:
+    """After an amendment rewrites a clause, a reminder about an older task quotes the words it
+    was created under; a task of a later period quotes the new ones."""
+    materialize(mini, calendar=calendar, now=at("2022-10-06"), tz=TZ)
+    path = amended(tmp_path)
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("每月5号前上报", "每月10号前上报"),
+        encoding="utf-8",
+    )
+    now = at("2022-10-06")
+    amend.apply(mini, load(calendar, path), calendar=calendar, now=now, tz=TZ, actor="cli")
+    materialize(mini, calendar=calendar, now=at("2022-11-02"), tz=TZ)
+    with mini.read() as s:
+        ids = dict(
+            s.execute(
+                select(Task.period_key, Task.id)
+                .join(ObligationRow, ObligationRow.id == Task.obligation_id)
+                .join(Organization, Organization.id == Task.org_id)
+                .where(ObligationRow.code == "report", Organization.code == "h1")
+            ).all()
+        )
+        ctx = Context(now=at("2022-11-02"), tz=TZ, calendar=calendar, base_url="http://duban.test")
+        items = task_items(s, ctx, [ids["2022-09"], ids["2022-11"]])
+    assert items[ids["2022-09"]]["quote"] == "每月5号前上报"
+    assert items[ids["2022-11"]]["quote"] == "每月10号前上报"

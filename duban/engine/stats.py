@@ -298,19 +298,15 @@ def ranking(
         .having(counted > 0)
         .subquery()
     )
-    total = per_org.c.on_time + per_org.c.late + per_org.c.overdue
-    rate, most_overdue = per_org.c.on_time * 1.0 / total, per_org.c.overdue.desc()
     if limit and session.get_bind().dialect.name == "postgresql":
         # the worst `limit` and every institution tied with the last of them, before joining
         # the names: 13,000 joins would cost more than the ranking itself
-        worst = select(per_org).order_by(rate, most_overdue).fetch(limit, with_ties=True)
+        worst = select(per_org).order_by(*_worst_first(per_org)).fetch(limit, with_ties=True)
         per_org = worst.subquery()
-        total = per_org.c.on_time + per_org.c.late + per_org.c.overdue
-        rate, most_overdue = per_org.c.on_time * 1.0 / total, per_org.c.overdue.desc()
     query = (
         select(per_org, Organization.code, Organization.name)
         .join(Organization, Organization.id == per_org.c.org_id)
-        .order_by(rate, most_overdue, Organization.code)
+        .order_by(*_worst_first(per_org), Organization.code)
     )
     found = session.execute(query.limit(limit) if limit else query).all()
     span = replace(sel.scope, due_from=w.first, due_to=w.last)
@@ -322,6 +318,13 @@ def ranking(
         )
         for r in found
     ], int(found[0].ranked) if found else 0
+
+
+def _worst_first(per_org: Any) -> tuple[Any, Any]:
+    """The ranking's order over per-institution counts: lowest on-time rate, then most
+    overdue."""
+    total = per_org.c.on_time + per_org.c.late + per_org.c.overdue
+    return per_org.c.on_time * 1.0 / total, per_org.c.overdue.desc()
 
 
 def duty_titles(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, str]]:

@@ -493,7 +493,7 @@ def audit_verify(
 ) -> None:
     """Recompute every hash of the audit chain; exit 1 naming the first broken link."""
     ctx = _app()
-    with errors(), ctx.store.read() as session:
+    with errors(), ctx.store.consistent() as session:
         verdict = audit.verify(session, expected_head=head)
     if not verdict.ok:
         fail(f"audit chain BROKEN after {verdict.count - 1} good events: {verdict.problem}")

@@ -83,7 +83,7 @@ def tags(store: Store) -> list[str]:
 
 def audit_status(store: Store) -> dict[str, Any]:
     """`duban audit verify` as a status: intact or the first broken link."""
-    with store.read() as session:
+    with store.consistent() as session:
         verdict = audit.verify(session)
     return {
         "ok": verdict.ok,

@@ -56,7 +56,7 @@ def list_tasks(
         query = query.where(Task.state.in_([s.value for s in PENDING]), Task.due_at <= now)
     if limit:
         query = query.limit(limit)
-    with store.read() as session:
+    with store.consistent() as session:  # streamed: a server-side cursor
         for task, ob_code, title, spec, org_code, org_name in session.execute(
             query.execution_options(yield_per=PAGE)
         ):

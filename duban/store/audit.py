@@ -103,7 +103,8 @@ def head(session: Session) -> tuple[str, int]:
 
 
 def verify(session: Session, *, expected_head: str | None = None) -> Verdict:
-    """Recompute the chain from the rows; name the first broken link, if any."""
+    """Recompute the chain from the rows; name the first broken link, if any. The rows are
+    streamed (a server-side cursor on PostgreSQL), so `session` is `Store.consistent()`."""
     prev = GENESIS
     count = 0
     head_seen = expected_head is None

@@ -4,6 +4,13 @@ SQLite runs in WAL mode with a busy timeout, and every *write* transaction start
 `BEGIN IMMEDIATE`: a deferred transaction that reads and then writes can otherwise fail at
 once with "database is locked" when a second writer got in between, busy timeout or not.
 Read transactions stay deferred, so readers never wait for writers.
+
+On PostgreSQL, `read()` runs each statement in its own transaction (autocommit) on a pool of
+connections that are read-only server-side. At READ COMMITTED, PostgreSQL's default, every
+statement of a transaction takes a new snapshot anyway, so a read transaction gave its
+statements no more consistency than this, and cost two more round trips (BEGIN, COMMIT) per
+page; a write slipped into `read()` fails at once ("read-only transaction"). What must see one
+snapshot across statements uses `snapshot()`.
 """
 
 from __future__ import annotations
@@ -61,7 +68,14 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(duban_write=True)
-        self._read_sessions = sessionmaker(engine, expire_on_commit=False)
+        self._reader = engine
+        if engine.dialect.name == "postgresql":
+            self._reader = create_engine(
+                engine.url,
+                isolation_level="AUTOCOMMIT",
+                connect_args={"options": "-c default_transaction_read_only=on"},
+            )
+        self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
         self._snapshot_sessions = sessionmaker(
             engine.execution_options(isolation_level="REPEATABLE READ")
@@ -89,13 +103,21 @@ class Store:
             yield session
 
     @contextmanager
+    def consistent(self) -> Iterator[Session]:
+        """A read transaction whose statements all see one snapshot (REPEATABLE READ on
+        PostgreSQL): for a read of several statements that must agree, and for streaming a
+        large result through a server-side cursor (`yield_per`), which needs a transaction."""
+        with self._snapshot_sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
     def snapshot(self) -> Iterator[tuple[Session, str | None]]:
         """A read transaction whose statements all see one snapshot, and, on PostgreSQL, that
         snapshot's identity (`pg_current_snapshot()`: the highest transaction id and those in
         flight). Two transactions with the same identity see the same rows, so what is
         computed from one may be reused for the other (duban.engine.snapshots). SQLite's read
         transaction sees one snapshot too; its identity is None: nothing is reused."""
-        with self._snapshot_sessions() as session, session.begin():
+        with self.consistent() as session:
             if self.dialect != "postgresql":
                 yield session, None
                 return
@@ -136,3 +158,5 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._reader is not self.engine:
+            self._reader.dispose()

@@ -28,7 +28,7 @@ def test_two_processes_appending_at_once_keep_one_unbroken_chain(mini, calendar,
     with mini.read() as session:
         task_id = session.scalars(select(Task.id)).first()
     _two(workers.add_notes, (db_url, task_id, "a", NOTES_EACH), (db_url, task_id, "b", NOTES_EACH))
-    with mini.read() as session:
+    with mini.consistent() as session:
         notes = session.scalar(select(func.count()).select_from(Evidence))
         verdict = audit.verify(session)
     assert notes == 2 * NOTES_EACH

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DatabaseError
 
 from duban.catalog.loader import Catalog
@@ -61,5 +61,27 @@ def test_a_task_can_never_be_deleted(
             session.execute(delete(Task))
         with store.read() as session:
             assert session.scalar(select(func.count()).select_from(Task)) == before
+    finally:
+        store.dispose()
+
+
+@pytest.mark.postgres
+def test_a_read_on_postgresql_cannot_write_and_holds_no_transaction(postgres_url: str) -> None:
+    """`Store.read()` on PostgreSQL runs each statement on its own (no BEGIN and COMMIT round
+    trips per page) on connections the server keeps read-only: a write slipped into a read
+    fails at once instead of being committed, and no read leaves a transaction open."""
+    store = Store.from_url(postgres_url)
+    store.upgrade()
+    try:
+        with pytest.raises(DatabaseError, match="read-only transaction"), store.read() as session:
+            session.execute(update(Task).values(reason="written by a read"))
+        with store.read() as session:
+            # one statement, one transaction: the second statement's transaction starts with it
+            session.scalar(text("SELECT pg_sleep(0.01)"))
+            assert session.scalar(text("SELECT now() = statement_timestamp()"))
+        with store.consistent() as session:  # what must agree across statements: one snapshot
+            a = session.scalar(text("SELECT now()"))
+            session.scalar(text("SELECT pg_sleep(0.01)"))
+            assert session.scalar(text("SELECT now()")) == a
     finally:
         store.dispose()

@@ -129,7 +129,7 @@ def _chain(mini, task_id):
 
 def test_audit_verify_passes_on_an_untouched_chain(mini, task_id):
     _chain(mini, task_id)
-    with mini.read() as session:
+    with mini.consistent() as session:
         verdict = audit.verify(session)
         assert verdict.ok and verdict.count == audit.head(session)[1] >= 3
         assert verdict.head == audit.head(session)[0]
@@ -139,7 +139,7 @@ def test_audit_verify_names_an_altered_event(mini, task_id):
     _chain(mini, task_id)
     with mini.write() as session:
         session.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(actor="someone-else"))
-    with mini.read() as session:
+    with mini.consistent() as session:
         verdict = audit.verify(session)
     assert not verdict.ok
     assert verdict.problem.startswith("event 2 (") and "was altered" in verdict.problem
@@ -149,7 +149,7 @@ def test_audit_verify_names_a_removed_event(mini, task_id):
     _chain(mini, task_id)
     with mini.write() as session:
         session.execute(text("DELETE FROM audit_events WHERE seq = 2"))
-    with mini.read() as session:
+    with mini.consistent() as session:
         verdict = audit.verify(session)
     assert verdict.problem == "event 2 is missing (the next stored event is 3): rows were removed"
 
@@ -173,7 +173,7 @@ def test_rewritten_chain_is_caught_by_an_old_head(mini, task_id):
                 entity=entity,
                 entity_id=entity_id,
             )
-    with mini.read() as session:
+    with mini.consistent() as session:
         assert audit.verify(session).ok  # internally consistent…
         verdict = audit.verify(session, expected_head=old_head)
     assert not verdict.ok  # …but it no longer extends the head recorded earlier
@@ -187,5 +187,5 @@ def test_old_head_is_still_in_a_chain_that_only_grew(mini, task_id):
     actions.add_note(
         mini, task_id=task_id, note="later", actor="h1", now=at("2022-06-03") + timedelta(hours=1)
     )
-    with mini.read() as session:
+    with mini.consistent() as session:
         assert audit.verify(session, expected_head=old_head).ok

@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader
 from duban.bootstrap import App
 from duban.engine.users import Principal
 from duban.web.auth import Denied, NotSignedIn, csrf_token, require
+from duban.web.cells import matrix_row
 from duban.web.i18n import LANGS, translate
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -27,6 +28,7 @@ def page_templates() -> Jinja2Templates:
     They ship in the package and do not change while it runs, so Jinja does not stat each
     template file on every page to see whether it changed (a tenth of the board's time)."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, auto_reload=False)
+    env.globals["matrix_row"] = matrix_row
     return Jinja2Templates(env=env)
 
 

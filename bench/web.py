@@ -160,18 +160,23 @@ def sign_in(client: httpx.Client) -> None:
     assert r.status_code == 303, r.text
 
 
-def capture(url: str, plan: Path, orgs: Path, folder: Path) -> dict[str, list[tuple[str, Any]]]:
+def capture(
+    url: str, plan: Path, orgs: Path, folder: Path
+) -> dict[str, list[tuple[str, Any, bool]]]:
     """The statements each page runs: the same app in this process, its engine listened to."""
     from fastapi.testclient import TestClient
 
     from duban.web.app import create_app
 
     app = App(settings=settings_for(url, plan, orgs, folder))
-    seen: list[tuple[str, Any]] = []
+    seen: list[tuple[str, Any, bool]] = []
 
-    @event.listens_for(app.store.engine, "before_cursor_execute")
     def _record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        seen.append((statement, parameters))
+        # each statement, and whether it ran on its own (a read) or inside a transaction
+        seen.append((statement, parameters, conn.connection.dbapi_connection.autocommit))
+
+    for engine in app.store.engines:  # reads run on their own engine (duban.store.db)
+        event.listen(engine, "before_cursor_execute", _record)
 
     web = create_app(app, clock=lambda: TODAY)
     web.state.homes = SnapshotCache(0)  # capture what computing a home runs, not a kept one
@@ -189,20 +194,26 @@ def capture(url: str, plan: Path, orgs: Path, folder: Path) -> dict[str, list[tu
     return statements
 
 
-def bare_sql(url: str, statements: list[tuple[str, Any]], repeat: int = 15) -> float:
-    """Median seconds to run and fetch the page's statements through the same driver."""
+def bare_sql(url: str, statements: list[tuple[str, Any, bool]], repeat: int = 15) -> float:
+    """Median seconds to run and fetch the page's statements through the same driver on one
+    connection: each read on its own, as the page ran it, and the rest in a transaction."""
     engine = create_engine(url)
     raw = engine.raw_connection()
+    driver = raw.dbapi_connection
+    assert driver is not None
     try:
         times = []
         for _ in range(repeat):
             started = time.perf_counter()
-            cursor = raw.cursor()
-            for statement, parameters in statements:
+            cursor = driver.cursor()
+            for statement, parameters, on_its_own in statements:
+                if driver.autocommit != on_its_own:
+                    driver.commit()  # ends the transaction, if one is open
+                    driver.autocommit = on_its_own
                 cursor.execute(statement, parameters)
                 if cursor.description is not None:
                     cursor.fetchall()
-            raw.commit()
+            driver.commit()
             times.append(time.perf_counter() - started)
         return statistics.median(times)
     finally:

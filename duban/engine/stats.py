@@ -23,7 +23,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,6 +46,10 @@ from duban.store.models import (
 
 PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4]))?$")
 SUBMITTED = TaskState.SUBMITTED.value
+
+#: a task's due instant lies within its due day in the site's time zone (any offset is under a
+#: day), so a due day at or after d has a due instant at or after d's UTC midnight less this
+DUE_AT_MARGIN = timedelta(days=2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,10 +243,12 @@ def tallies(
             q = q.where(Task.due_date.between(within.first, within.last))
         q = narrow(q, sel, Task).group_by(Task.due_date, Task.state, late)
     else:
-        q = select(TallyOrgMonth.month, TallyOrgMonth.state, TallyOrgMonth.late, TallyOrgMonth.n)
+        # summed in the database: a tag's institutions hold tens of thousands of month rows
+        keys = (TallyOrgMonth.month, TallyOrgMonth.state, TallyOrgMonth.late)
+        q = select(*keys, func.sum(TallyOrgMonth.n))
         if within:
             q = q.where(TallyOrgMonth.month.between(within.first, within.last))
-        q = narrow(q, sel, TallyOrgMonth)
+        q = narrow(q, sel, TallyOrgMonth).group_by(*keys)
     for day, state, late, n in session.execute(q):
         found.done[(day, state, bool(late))] = found.done.get((day, state, bool(late)), 0) + n
     q = select(Task.due_date, Task.obligation_id, func.count()).where(outcomes.overdue(now))
@@ -278,7 +284,11 @@ def ranking(
     )
     owed = narrow(
         select(Task.org_id, literal(0), literal(0), literal(1)).where(
-            outcomes.overdue(now), Task.due_date.between(w.first, w.last)
+            outcomes.overdue(now),
+            Task.due_date.between(w.first, w.last),
+            # due_at is the end of the due day (materialize): bounding it too lets the scan of
+            # ix_tasks_pending_due_org (due_at, …) start at the window, not at the year's start
+            Task.due_at >= datetime.combine(w.first, time(), UTC) - DUE_AT_MARGIN,
         ),
         sel,
         Task,

@@ -89,6 +89,12 @@ class Store:
         return cls(make_engine(url))
 
     @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine the store runs statements on (the main one, and on PostgreSQL the
+        read-only one behind `read()`): what a listener for all its statements attaches to."""
+        return (self.engine,) if self._reader is self.engine else (self.engine, self._reader)
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -16,6 +17,7 @@ from duban.domain.due import (
     EndOfQuarter,
     MonthsAfter,
     WorkingDaysAfter,
+    end_of_day,
 )
 from duban.domain.periods import (
     Cadence,
@@ -25,6 +27,7 @@ from duban.domain.periods import (
     calendar_period,
     event_period,
 )
+from duban.engine.stats import DUE_AT_MARGIN
 
 any_day = st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31))
 cadences = st.sampled_from(list(Cadence))
@@ -140,3 +143,16 @@ def test_working_days_after_an_event_are_exactly_n_working_days(calendar, day, n
     due = DueRule(kind=WorkingDaysAfter(days=n)).due_date(event_period(1, day), calendar)
     assert calendar.is_workday(due)
     assert calendar.workdays_between(day, due) == n
+
+
+@given(
+    day=any_day,
+    zone=st.sampled_from(["Asia/Shanghai", "Pacific/Kiritimati", "Etc/GMT+12", "UTC"]),
+)
+def test_a_due_instant_lies_within_the_margin_the_ranking_narrows_by(day, zone):
+    """stats.ranking bounds overdue tasks by due instant as well as due day, so the index
+    scan starts at the window: every due instant materialize sets (the end of the due day in
+    the site's zone) must lie within DUE_AT_MARGIN of that day's UTC midnight."""
+    midnight = datetime.combine(day, time(), UTC)
+    due_at = end_of_day(day, ZoneInfo(zone))
+    assert midnight - DUE_AT_MARGIN <= due_at <= midnight + DUE_AT_MARGIN

@@ -434,3 +434,27 @@ def test_successful_sign_ins_do_not_use_up_the_budget(site, mini):
     with pytest.raises(AuthError):
         users.sign_in(mini, name="admin", password="wrong", address="10.3.0.1", now=now)
     assert users.sign_in(mini, name="admin", password=PASSWORD, address="10.3.0.1", now=now)
+
+
+def test_every_answer_carries_the_security_headers_and_private_ones_are_not_cached(site, mini):
+    """Pages, errors and sign-in all forbid framing and sniffing under one content policy;
+    a task, its evidence and the API are never kept by a browser or a proxy."""
+    tid = task_id(mini, "h1", "drill", "2022-Q2")
+    admin, _ = signed_in(site, "admin")
+    answers = {
+        "/board": admin.get("/board"),
+        "/login": client(site).get("/login"),
+        "/nowhere": admin.get("/nowhere"),
+        f"/tasks/{tid}": admin.get(f"/tasks/{tid}"),
+        "/api/tasks": admin.get("/api/tasks"),
+        "/board unsigned": client(site).get("/board"),
+    }
+    for where, r in answers.items():
+        assert r.headers["x-content-type-options"] == "nosniff", where
+        assert r.headers["x-frame-options"] == "DENY", where
+        assert r.headers["referrer-policy"] == "same-origin", where
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], where
+        assert len(r.headers.get_list("x-frame-options")) == 1, where
+    for where in (f"/tasks/{tid}", "/api/tasks"):
+        assert answers[where].headers["cache-control"] == "no-store", where
+    assert "no-store" not in answers["/board"].headers.get("cache-control", "")

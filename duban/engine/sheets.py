@@ -4,7 +4,7 @@ cell a task's outcome) and the Annex 5 quarterly self-assessment, scored from th
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -27,6 +27,14 @@ CELL_COLUMNS = (
     Task.state,
     Task.submitted_at,
 )
+
+
+class Cell(NamedTuple):
+    """A matrix cell: the task, its outcome (an Outcome value) and its due day."""
+
+    id: int
+    outcome: str
+    due: str
 
 
 def matrix(
@@ -77,7 +85,7 @@ def matrix(
         page = found[:limit]
         codes = {o.id: o.code for o in page}
         ids = list(codes)
-        cells: dict[tuple[str, str], dict[str, Any]] = {}
+        cells: dict[tuple[str, str], Cell] = {}
         # an export holds every institution: ask in chunks, within SQLite's parameter limit
         for start in range(0, len(ids), 900):
             query: Any = select(*CELL_COLUMNS).where(
@@ -87,11 +95,11 @@ def matrix(
             if own.outcome:
                 query = query.where(outcomes.outcome_sql(own.outcome, now))
             for r in session.execute(query):
-                cells[(codes[r.org_id], r.period_key)] = {
-                    "id": r.id,
-                    "due": r.due_date.isoformat(),
-                    "cell": outcome(TaskState(r.state), r.due_at, r.submitted_at, now).value,
-                }
+                cells[(codes[r.org_id], r.period_key)] = Cell(
+                    r.id,
+                    outcome(TaskState(r.state), r.due_at, r.submitted_at, now).value,
+                    r.due_date.isoformat(),
+                )
     return {
         # the periods the page's institutions owe: read from their tasks, not the whole table
         "periods": sorted({period for _, period in cells}),

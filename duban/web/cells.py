@@ -15,9 +15,8 @@ from html import escape
 from markupsafe import Markup
 
 from duban.domain.tasks import Outcome
+from duban.engine.sheets import Cell
 from duban.web.i18n import translate
-
-Cell = tuple[int, str, str] | None  # (task id, Outcome value, due day) or no task
 
 
 @cache
@@ -31,7 +30,7 @@ def _parts(lang: str) -> dict[str, tuple[str, str]]:
     return parts
 
 
-def matrix_row(cells: list[Cell], lang: str) -> Markup:
+def matrix_row(cells: list[Cell | None], lang: str) -> Markup:
     """One institution's row of cells, each a link to its task titled with its due day."""
     parts = _parts(lang)
     out = []

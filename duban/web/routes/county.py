@@ -82,24 +82,14 @@ def matrix(
         app.store, who, now=now, tz=app.settings.tz, filters=f, limit=fetch - 1, offset=offset
     )
     cells, periods = data["cells"], data["periods"]
-    # one row per institution: (code, name, [(task id, status, due) or None per period])
-    grid = [
-        (
-            org,
-            name,
-            [
-                (c["id"], c["cell"], c["due"]) if (c := cells.get((org, p))) else None
-                for p in periods
-            ],
-        )
-        for org, name in data["orgs"]
-    ]
+    # one row per institution: (code, name, [Cell (task id, outcome, due) or None per period])
+    grid = [(org, name, [cells.get((org, p)) for p in periods]) for org, name in data["orgs"]]
     if format:
         rows = [
             {
                 "org": org,
                 "org_name": name,
-                **{p: c[1] if c else "" for p, c in zip(periods, row, strict=True)},
+                **{p: c.outcome if c else "" for p, c in zip(periods, row, strict=True)},
             }
             for org, name, row in grid
         ]

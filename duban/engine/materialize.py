@@ -43,6 +43,7 @@ from duban.domain.workdays import WorkdayCalendar
 from duban.engine.adoption import adopted_on, joined_clause
 from duban.engine.sync import roster_version
 from duban.store import audit
+from duban.store.changes import mark_change
 from duban.store.db import Store
 from duban.store.dialect import insert_for
 from duban.store.models import (
@@ -273,6 +274,8 @@ def materialize(
                         entity_id=row.code,
                         data={"period": period.key, "due": due.isoformat(), "created": created},
                     )
+                    # last, so the row is held only while this commits (migration 0010)
+                    mark_change(session)
             report.add(row.code, created)
             if created:
                 log.info("created %d tasks for %s %s (due %s)", created, row.code, period.key, due)

@@ -3,11 +3,14 @@ by every request that sees exactly that.
 
 A page such as the administrator's home ranks 13,000 institutions; computing it on every view
 of a province costs tens of milliseconds of database time per request. On PostgreSQL a read
-transaction can name its snapshot (`Store.snapshot`): the same name means the same committed
-rows, so a read model computed from one snapshot is the read model of every other with that
-name. Any commit anywhere (an institution's submission, a reminder recorded) gives new
-transactions a new name, so nothing is ever served stale: the cache only saves work while
-nothing changed. Keys also carry what else the model depends on (the filters, the local day).
+transaction can name what its snapshot holds of the tasks and the catalogue (`Store.snapshot`,
+the change mark of migration 0010): the same name means the same tasks, institutions, tags,
+plans and duties, so a read model computed from those alone in one snapshot is the read model
+of every other with that name. Every commit that changes them (a submission, a review, new
+periods, a synced catalogue, a bulk UPDATE behind duban's back) gives new transactions a new
+name, so nothing is ever served stale; commits that change none of them (a note, an upload, a
+mail delivered, a sign-in) keep the model. Keys also carry what else the model depends on (the
+filters, the local day).
 """
 
 from __future__ import annotations

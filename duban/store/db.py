@@ -118,27 +118,29 @@ class Store:
 
     @contextmanager
     def snapshot(self) -> Iterator[tuple[Session, str | None]]:
-        """A read transaction whose statements all see one snapshot, and, on PostgreSQL, that
-        snapshot's identity (`pg_current_snapshot()`: the highest transaction id and those in
-        flight). Two transactions with the same identity see the same rows, so what is
-        computed from one may be reused for the other (duban.engine.snapshots). SQLite's read
-        transaction sees one snapshot too; its identity is None: nothing is reused."""
+        """A read transaction whose statements all see one snapshot, and, on PostgreSQL, a
+        name for what it holds of the tasks and the catalogue: the change mark's count
+        (duban.store.changes, migration 0010), which grows at the commit of every change to
+        them. Two snapshots with the same name see the same tasks, institutions, tags, plans
+        and duties, so what is computed from those alone may be reused for the other
+        (duban.engine.snapshots). SQLite's read transaction sees one snapshot too; its name is
+        None: nothing is reused."""
         with self.consistent() as session:
             if self.dialect != "postgresql":
                 yield session, None
                 return
-            # The first statement takes the REPEATABLE READ snapshot: this one names it. It
-            # also plans every statement of the transaction for its own parameters: psycopg
-            # prepares a statement run five times, and PostgreSQL then switched the home
-            # page's ranking to a generic plan, 11 ms -> 65 ms for a tag (the aggregates here
-            # cost far more to run than to plan).
+            # The first statement takes the REPEATABLE READ snapshot: this one reads its mark.
+            # It also plans every statement of the transaction for its own parameters:
+            # psycopg prepares a statement run five times, and PostgreSQL then switched the
+            # home page's ranking to a generic plan, 11 ms -> 65 ms for a tag (the aggregates
+            # here cost far more to run than to plan). No mark row: no name, nothing kept.
             name = session.scalar(
                 text(
-                    "SELECT pg_current_snapshot()::text"
+                    "SELECT (SELECT n FROM change_marks WHERE id = 1)::text"
                     " || left(set_config('plan_cache_mode', 'force_custom_plan', true), 0)"
                 )
             )
-            yield session, str(name)
+            yield session, None if name is None else f"changes:{name}"
 
     def analyze(self, *tables: str) -> None:
         """Refresh the planner's statistics after a bulk write.

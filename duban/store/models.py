@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -465,3 +466,21 @@ class TallyOrgQuarter(Base):
     org_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     on_time: Mapped[int] = mapped_column(Integer)  # sums of int4 stay integers on PostgreSQL
     late: Mapped[int] = mapped_column(Integer)
+
+
+class ChangeMark(Base):
+    """One row, counting the commits that changed what the administrator's home is computed
+    from: tasks (and so the tallies), institutions, their tags, plans and duties. A page kept
+    per database snapshot (duban.engine.snapshots) is keyed by it, so a commit that changes
+    none of them (a note, an upload, a mail delivered, a sign-in) keeps the page.
+
+    On PostgreSQL, deferred triggers add one at the commit of any transaction that changed
+    those tables (migration 0010); materialize, which inserts tasks without a per-row
+    trigger, adds one itself as the last statement of each transaction. Either way the row
+    is locked only while its transaction commits, so writers are not held up; and since
+    each such commit adds one, two snapshots reading the same count see the same tasks."""
+
+    __tablename__ = "change_marks"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)

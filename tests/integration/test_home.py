@@ -292,27 +292,45 @@ def test_home_pages_and_circular_in_english(lived):
 
 
 def test_the_admin_home_is_reused_only_while_nothing_changed(lived, mini, calendar):
-    """On PostgreSQL a computed home is kept per database snapshot: a second view with
-    nothing committed in between reuses it; a submission, or the next day, is counted at
-    once. (SQLite keeps nothing.)"""
+    """On PostgreSQL a computed home is kept per database snapshot, named by the commits that
+    changed tasks or the catalogue: a second view reuses it, also after a commit that
+    changes neither (a note); a submission, a change behind duban's back, a renamed
+    institution, new periods, or the next day, are shown at once. (SQLite keeps nothing.)"""
     cache: SnapshotCache[homes.AdminHome] = SnapshotCache()
+    pg = mini.dialect == "postgresql"
 
     def home(now: datetime = NOW, kept: SnapshotCache[homes.AdminHome] | None = cache):
         return homes.admin_home(mini, now=now, tz=TZ, calendar=calendar, cache=kept)
 
     first = home()
     assert home() == first
-    assert cache.hits == (1 if mini.dialect == "postgresql" else 0)
+    assert cache.hits == (1 if pg else 0)
 
     overdue_task = task_id(mini, "h2", "report", "2022-05")
+    actions.add_note(mini, task_id=overdue_task, note="见附件", actor="h2user", now=NOW)
+    assert home() == first and cache.hits == (2 if pg else 0)  # a note changes no number
+
     act(mini, overdue_task, Action.SUBMIT, "2022-07-06", hour=10)
     after = home()
     assert (after.overdue.n, after.review.n) == (first.overdue.n - 1, first.review.n + 1)
     assert after == home(kept=None)
 
+    with mini.write() as s:  # behind duban's back: a bulk UPDATE, outside the engine
+        s.execute(update(Task).where(Task.id == overdue_task).values(state="accepted"))
+    behind = home()
+    assert behind.review.n == after.review.n - 1 and behind == home(kept=None)
+
+    with mini.write() as s:  # a synced catalogue renames the worst institution
+        worst = behind.by_org[0].code
+        s.execute(update(Organization).where(Organization.code == worst).values(name="改名后"))
+    assert home().by_org[0].name == "改名后"
+
     # the periods of the coming months open; tasks due in them are owed, not yet overdue
+    misses = cache.misses
     materialize(mini, calendar=calendar, now=NOW + timedelta(days=92), tz=TZ)
     today = home()
+    assert cache.misses == misses + (1 if pg else 0)  # new tasks: computed again
+    assert today == home(kept=None)
     later = NOW + timedelta(days=92)  # the same snapshot, three months on: they are overdue
     assert home(later) == home(later, kept=None)
     assert home(later).overdue.n > today.overdue.n

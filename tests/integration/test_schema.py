@@ -3,6 +3,7 @@ database itself keeps the promises the schema relies on."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -15,10 +16,13 @@ from sqlalchemy.exc import DatabaseError
 
 from duban.catalog.loader import Catalog
 from duban.domain.workdays import WorkdayCalendar
+from duban.engine import users
 from duban.engine.materialize import materialize
 from duban.engine.sync import sync_catalog
 from duban.store.db import Store
-from duban.store.models import Base, Task
+from duban.store.models import Base, Organization, OrgTag, Task
+
+NOW = datetime(2022, 7, 6, 1, tzinfo=UTC)
 
 
 def differences(store: Store) -> list[object]:
@@ -91,3 +95,54 @@ def test_a_read_on_postgresql_cannot_write_and_holds_no_transaction(postgres_url
             assert session.scalar(text("SHOW plan_cache_mode")) == "auto"
     finally:
         store.dispose()
+
+
+def test_the_change_mark_counts_commits_that_change_tasks_and_holds_no_writer_up(
+    mini: Store, calendar: WorkdayCalendar
+) -> None:
+    """The name a kept page is filed under (Store.snapshot) moves at the commit of every
+    change to tasks or the catalogue and at no other; a writer takes the mark only while it
+    commits, so one transaction left open does not hold up another's submission."""
+    if mini.dialect != "postgresql":
+        pytest.skip("SQLite keeps no pages: its snapshots have no name")
+    materialize(mini, calendar=calendar, now=NOW, tz=ZoneInfo("Asia/Shanghai"))
+
+    def name() -> str | None:
+        with mini.snapshot() as (_, found):
+            return found
+
+    first = name()
+    users.add_user(mini, name="clerk", role="auditor", org=None, password=None, now=NOW)
+    assert name() == first  # a user, an audit event: no task, no catalogue
+
+    a, b = (mini_task(mini, org) for org in ("h1", "h2"))
+    with mini.write() as open_one:
+        open_one.execute(update(Task).where(Task.id == a).values(reason="仍在办理"))
+        other = threading.Thread(target=lambda: _note_reason(mini, b))
+        other.start()
+        other.join(timeout=10)
+        assert not other.is_alive(), "a writer waited for another transaction to end"
+        second = name()
+        assert second != first  # the other one's commit counted at once
+    third = name()
+    assert third != second  # and this one's
+    with mini.write() as s:
+        s.execute(update(OrgTag).where(OrgTag.org_id == -1).values(tag="none"))  # no row
+    assert name() == third
+
+
+def mini_task(store: Store, org: str) -> int:
+    with store.read() as s:
+        found = s.scalar(
+            select(Task.id)
+            .join(Organization, Organization.id == Task.org_id)
+            .where(Organization.code == org)
+            .limit(1)
+        )
+    assert found is not None
+    return int(found)
+
+
+def _note_reason(store: Store, task: int) -> None:
+    with store.write() as s:
+        s.execute(update(Task).where(Task.id == task).values(reason="已提交"))

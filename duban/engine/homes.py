@@ -19,7 +19,7 @@ from duban.domain.due import local_date
 from duban.domain.tasks import TaskState, days_overdue
 from duban.domain.workdays import WorkdayCalendar
 from duban.engine import outcomes
-from duban.engine.snapshots import SnapshotCache
+from duban.engine.snapshots import NotThisKey, SnapshotCache
 from duban.engine.stats import (
     Count,
     OrgRate,
@@ -88,14 +88,29 @@ def admin_home(
     is reused (duban.engine.snapshots): every count here changes only at a task's change or
     at midnight, as a task due on day d is overdue from d's end."""
     today = local_date(now, tz)
-    with store.snapshot() as (session, snapshot):
 
-        def compute() -> AdminHome:
-            return _admin_home(session, calendar, now=now, tz=tz, plan=plan, tag=tag, period=period)
+    def home_in(session: Session) -> AdminHome:
+        return _admin_home(session, calendar, now=now, tz=tz, plan=plan, tag=tag, period=period)
 
-        if cache is None or snapshot is None:
-            return compute()
-        return cache.get((snapshot, today, plan, tag, period), compute)
+    with store.snapshot() as (session, name):
+        if cache is None or name is None:
+            return home_in(session)
+        key = (name, today, plan, tag, period)
+        kept = cache.peek(key)
+    if kept is not None:
+        return kept
+
+    def compute() -> AdminHome:
+        # in a snapshot of its own, so that the requests waiting for this computation hold no
+        # database connection meanwhile (under a stream of submissions they were most of a
+        # server's pool, and even pages already kept queued for a connection)
+        with store.snapshot() as (session, now_name):
+            home = home_in(session)
+        if now_name != name:  # a change committed since the key was read
+            raise NotThisKey(home)
+        return home
+
+    return cache.get(key, compute)
 
 
 def _admin_home(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -37,8 +37,18 @@ class SnapshotCache(Generic[T]):
         self.hits = 0
         self.misses = 0
 
+    def peek(self, key: Hashable) -> T | None:
+        """The model kept for `key`, if any (a hit), without computing anything."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+        return None
+
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """The model kept for `key`, or `compute()`'s, kept."""
+        """The model kept for `key`, or `compute()`'s, kept. A computation that raises
+        NotThisKey gives its caller the value it carries and keeps nothing."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -53,9 +63,12 @@ class SnapshotCache(Generic[T]):
             with self._lock:
                 if key in self._items:
                     return self._items[key]
-            return compute()  # the other computation failed or took too long
+            return _value(compute)  # the other computation failed, moved on, or took too long
         try:
-            value = compute()
+            try:
+                value = compute()
+            except NotThisKey as moved:
+                return cast(T, moved.value)
             with self._lock:
                 self._items[key] = value
                 self._items.move_to_end(key)
@@ -65,3 +78,20 @@ class SnapshotCache(Generic[T]):
         finally:
             with self._lock:
                 self._computing.pop(key).set()
+
+
+class NotThisKey(Exception):
+    """Raised by a computation that found the database moved on since its key was read: the
+    value it carries is newer than the key names, fine for the request that computed it and
+    kept for no one."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__("the database changed since the key was read")
+        self.value = value
+
+
+def _value(compute: Callable[[], T]) -> T:
+    try:
+        return compute()
+    except NotThisKey as moved:
+        return cast(T, moved.value)

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from duban.engine.snapshots import SnapshotCache
+from duban.engine.snapshots import NotThisKey, SnapshotCache
 
 
 def test_requests_missing_together_compute_once_and_share_the_result() -> None:
@@ -72,6 +72,21 @@ def test_a_failed_computation_is_not_kept_and_its_waiters_compute_themselves() -
     waiter.join(10)
     assert len(errors) == 1 and got == ["fresh"]
     assert cache.get("k", lambda: "later") == "later"  # nothing of the failure was kept
+
+
+def test_a_value_newer_than_its_key_goes_to_its_caller_and_is_kept_for_no_one() -> None:
+    """A home computed after a commit landed (its snapshot named anew) is what its caller
+    asked for, or fresher, but not what the old key names: the next request computes."""
+    cache: SnapshotCache[str] = SnapshotCache()
+    assert cache.peek("k") is None
+
+    def moved_on() -> str:
+        raise NotThisKey("after the commit")
+
+    assert cache.get("k", moved_on) == "after the commit"
+    assert cache.peek("k") is None
+    assert cache.get("k", lambda: "kept") == "kept"
+    assert cache.peek("k") == "kept" and cache.hits == 1
 
 
 @pytest.mark.parametrize("size", [0, 2])

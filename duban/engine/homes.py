@@ -84,9 +84,10 @@ def admin_home(
     it) filter the whole page. The rates compare the period with the one before it (this
     quarter with the last without a period); the months are those of its year.
 
-    Given a `cache`, a page computed from the same database snapshot on the same local day
-    is reused (duban.engine.snapshots): every count here changes only at a task's change or
-    at midnight, as a task due on day d is overdue from d's end."""
+    Given a `cache`, a page computed for the same snapshot name (the change mark: the same
+    tasks and catalogue) on the same local day is reused (duban.engine.snapshots): every
+    number here is read from tasks, their tallies and the catalogue, and changes only with
+    them or at midnight, as a task due on day d is overdue from d's end."""
     today = local_date(now, tz)
 
     def home_in(session: Session) -> AdminHome:

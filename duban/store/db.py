@@ -10,7 +10,7 @@ connections that are read-only server-side. At READ COMMITTED, PostgreSQL's defa
 statement of a transaction takes a new snapshot anyway, so a read transaction gave its
 statements no more consistency than this, and cost two more round trips (BEGIN, COMMIT) per
 page; a write slipped into `read()` fails at once ("read-only transaction"). What must see one
-snapshot across statements uses `snapshot()`.
+snapshot across statements, or streams rows through a server-side cursor, uses `consistent()`.
 """
 
 from __future__ import annotations

@@ -40,20 +40,15 @@ class SnapshotCache(Generic[T]):
     def peek(self, key: Hashable) -> T | None:
         """The model kept for `key`, if any (a hit), without computing anything."""
         with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key]
-        return None
+            return self._kept(key)
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         """The model kept for `key`, or `compute()`'s, kept. A computation that raises
         NotThisKey gives its caller the value it carries and keeps nothing."""
         with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key]
+            kept = self._kept(key)
+            if kept is not None:
+                return kept
             self.misses += 1
             running = self._computing.get(key)
             if running is None:
@@ -63,21 +58,28 @@ class SnapshotCache(Generic[T]):
             with self._lock:
                 if key in self._items:
                     return self._items[key]
-            return _value(compute)  # the other computation failed, moved on, or took too long
+            # the other computation failed, moved on, or took too long
+            return _computed(compute)[0]
         try:
-            try:
-                value = compute()
-            except NotThisKey as moved:
-                return cast(T, moved.value)
-            with self._lock:
-                self._items[key] = value
-                self._items.move_to_end(key)
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
+            value, keep = _computed(compute)
+            if keep:
+                with self._lock:
+                    self._items[key] = value
+                    self._items.move_to_end(key)
+                    while len(self._items) > self.size:
+                        self._items.popitem(last=False)
             return value
         finally:
             with self._lock:
                 self._computing.pop(key).set()
+
+    def _kept(self, key: Hashable) -> T | None:
+        """The model kept for `key`, counted as a hit, or None; the lock is held."""
+        if key not in self._items:
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return self._items[key]
 
 
 class NotThisKey(Exception):
@@ -90,8 +92,9 @@ class NotThisKey(Exception):
         self.value = value
 
 
-def _value(compute: Callable[[], T]) -> T:
+def _computed(compute: Callable[[], T]) -> tuple[T, bool]:
+    """`compute()`'s value, and whether it may be kept for the key it was asked for."""
     try:
-        return compute()
+        return compute(), True
     except NotThisKey as moved:
-        return cast(T, moved.value)
+        return cast(T, moved.value), False

@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from duban.errors import StoreError
+from duban.store.changes import MARK
 
 BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -136,9 +137,10 @@ class Store:
             # here cost far more to run than to plan). No mark row: no name, nothing kept.
             name = session.scalar(
                 text(
-                    "SELECT (SELECT n FROM change_marks WHERE id = 1)::text"
+                    "SELECT (SELECT n FROM change_marks WHERE id = :mark)::text"
                     " || left(set_config('plan_cache_mode', 'force_custom_plan', true), 0)"
-                )
+                ),
+                {"mark": MARK},
             )
             yield session, None if name is None else f"changes:{name}"
 

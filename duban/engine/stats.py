@@ -171,8 +171,9 @@ def narrow(query: Any, sel: Selection, table: Any) -> Any:
 class Tallies:
     """Counts of one selection by due day (or month) and outcome, read once per page."""
 
-    done: dict[tuple[date, str, bool], int] = field(default_factory=dict)  # (day, state, late)
-    overdue: dict[tuple[date, int], int] = field(default_factory=dict)  # (day, obligation)
+    # (day, state, late) and (day, obligation) → count
+    done: defaultdict[tuple[date, str, bool], int] = field(default_factory=lambda: defaultdict(int))
+    overdue: defaultdict[tuple[date, int], int] = field(default_factory=lambda: defaultdict(int))
 
     def on_time(self, w: Window | None) -> int:
         return sum(n for (d, _, late), n in self.done.items() if not late and _in(d, w))
@@ -229,10 +230,9 @@ def tallies(
         today = local_date(now, tz)
         for day, obligation_id, state, late, n in session.execute(narrow(q, sel, TallyDutyDay)):
             if state in outcomes.DONE_VALUES:
-                key = (day, state, bool(late))
-                found.done[key] = found.done.get(key, 0) + n
+                found.done[(day, state, bool(late))] += n
             elif day < today and n:
-                found.overdue[(day, obligation_id)] = found.overdue.get((day, obligation_id), 0) + n
+                found.overdue[(day, obligation_id)] += n
         return found
     if sel.org_id is not None:  # one institution's tasks are few: read them (org_id, due_at)
         late = outcomes.late()
@@ -250,7 +250,7 @@ def tallies(
             q = q.where(TallyOrgMonth.month.between(within.first, within.last))
         q = narrow(q, sel, TallyOrgMonth).group_by(*keys)
     for day, state, late, n in session.execute(q):
-        found.done[(day, state, bool(late))] = found.done.get((day, state, bool(late)), 0) + n
+        found.done[(day, state, bool(late))] += n
     q = select(Task.due_date, Task.obligation_id, func.count()).where(outcomes.overdue(now))
     if within:
         q = q.where(Task.due_date.between(within.first, within.last))

@@ -262,7 +262,10 @@ def test_hostile_names_are_escaped_on_the_new_pages(lived, mini):
         s.execute(update(Organization).where(Organization.code == "h2").values(name=evil))
         s.execute(update(ObligationRow).values(title=evil))
     for name, urls in (
-        ("admin", ["/", "/report?quarter=2022-Q2", "/report?quarter=2022-Q3"]),
+        # the board and the matrix too: their rows are written by hand-tuned code (r['x'] in
+        # the task list, duban.web.cells for the matrix), which must still escape names
+        ("admin", ["/", "/report?quarter=2022-Q2", "/report?quarter=2022-Q3", "/board"]),
+        ("admin", ["/matrix?obligation=report"]),
         ("h2user", ["/"]),
         ("audit", ["/"]),
     ):

@@ -18,6 +18,7 @@ from duban.engine.notices import Context
 from duban.engine.sweep import SweepReport, sweep
 from duban.engine.sync import SyncReport, sync_catalog
 from duban.notify.transport import EmlFolderTransport, SmtpConfig, SmtpTransport, Transport
+from duban.resources import bundled
 from duban.settings import Settings
 from duban.store.db import Store
 
@@ -32,7 +33,7 @@ class App:
 
     @cached_property
     def calendar(self) -> WorkdayCalendar:
-        return load_calendar(self.settings.calendar_dir)
+        return load_calendar(bundled("calendar"), local=self.settings.calendar_dir)
 
     def catalog(self) -> Catalog:
         return load_catalog(self.settings.plan_files, self.settings.org_files, self.calendar)

@@ -44,10 +44,16 @@ class CalendarYearMissing(CalendarError):
 
     def __init__(self, year: int, calendar_dir: str | Path | None = None) -> None:
         self.year = year
-        where = f"{calendar_dir}/{year}.yaml" if calendar_dir else f"calendar/{year}.yaml"
+        where = (
+            f"add {Path(calendar_dir) / f'{year}.yaml'} (the calendar_dir setting)"
+            if calendar_dir
+            else f"add {year}.yaml to a folder named by the calendar_dir setting "
+            "(DUBAN_CALENDAR_DIR)"
+        )
         super().__init__(
-            f"the working-day calendar does not cover {year}: add {where} with that year's "
-            "official holidays and swapped workdays (国务院办公厅 notice), then retry"
+            f"the working-day calendar does not cover {year}: {where} with that year's "
+            "official holidays and swapped workdays (国务院办公厅 notice; "
+            "`duban calendar import NOTICE.txt` writes it), then retry"
         )
 
 

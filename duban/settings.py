@@ -31,7 +31,13 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     plan_files: list[Path] = Field(default_factory=bundled_plans)
     org_files: list[Path] = Field(default_factory=bundled_orgs)
-    calendar_dir: Path = Field(default_factory=lambda: bundled("calendar"))
+    #: a folder of YYYY.yaml working-day years that *adds to* the bundled ones (2018–2026):
+    #: a year the package lacks, or a local file overriding a bundled year
+    #: (`duban calendar import` writes here; `duban calendar list` says which file counts)
+    calendar_dir: Path | None = None
+    #: from this month-day on, `tick`, `run`, the home page and the weekly summary warn when
+    #: next year's official calendar is missing (its dates would be provisional)
+    calendar_warning_from: str = Field(default="11-01", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
     #: how often `duban run` reconciles everything, besides each obligation's own period starts
     reconcile_minutes: int = 60
     #: how often `duban run` sweeps (ladder steps, digests) and delivers the outbox

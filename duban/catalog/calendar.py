@@ -16,11 +16,13 @@ pay for it, and cites the State Council notice it comes from:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from duban.catalog.provisional import StatutoryYears
 from duban.catalog.yamlfile import load_yaml, validation_problems
 from duban.domain.workdays import SATURDAY, WorkdayCalendar
 from duban.errors import PlanError, Problem
@@ -108,18 +110,49 @@ def load_calendar_file(path: Path) -> WorkdayCalendar:
     )
 
 
-def load_calendar(directory: Path) -> WorkdayCalendar:
-    """Load every `YYYY.yaml` in `directory`; all problems in all files are reported together."""
-    files = (
-        sorted(p for p in directory.iterdir() if YEAR_FILE.match(p.name))
-        if directory.is_dir()
-        else []
-    )
-    if not files:
+@dataclass(frozen=True, kw_only=True)
+class YearSource:
+    """Where one year of the calendar comes from: an official file, or the provisional rule."""
+
+    year: int
+    path: Path | None  # None: provisional
+    origin: str  # "bundled" | "local" | "provisional"
+
+
+def year_files(directory: Path) -> dict[int, Path]:
+    """The `YYYY.yaml` files of `directory` by year (empty when it does not exist)."""
+    if not directory.is_dir():
+        return {}
+    found: dict[int, Path] = {}
+    for path in sorted(directory.iterdir()):
+        match = YEAR_FILE.match(path.name)
+        if match:
+            found[int(match.group(1))] = path
+    return found
+
+
+def calendar_sources(bundled: Path, local: Path | None) -> dict[int, YearSource]:
+    """Each year with an official file, from `local` where it has one, else from `bundled`."""
+    sources = {y: YearSource(year=y, path=p, origin="bundled") for y, p in year_files(bundled).items()}
+    if local is not None:
+        for y, p in year_files(local).items():
+            sources[y] = YearSource(year=y, path=p, origin="local")
+    return dict(sorted(sources.items()))
+
+
+def load_calendar(
+    directory: Path, *, local: Path | None = None, provisional: bool = True
+) -> WorkdayCalendar:
+    """Load every `YYYY.yaml` of `directory` (the bundled years) and of `local` (the
+    `calendar_dir` setting), a local file overriding the bundled one for its year; years with
+    no file after the law's start are provisional (`catalog.provisional`) unless
+    `provisional` is false. All problems in all files are reported together."""
+    sources = calendar_sources(directory, local)
+    if not sources:
         raise PlanError(
             [
                 Problem(
-                    file=str(directory),
+                    file=str(local or directory),
                     line=None,
                     field="",
                     message="no calendar year files (YYYY.yaml) found here",
@@ -128,9 +161,10 @@ def load_calendar(directory: Path) -> WorkdayCalendar:
         )
     parts: list[WorkdayCalendar] = []
     problems: list[Problem] = []
-    for path in files:
+    for source in sources.values():
+        assert source.path is not None
         try:
-            parts.append(load_calendar_file(path))
+            parts.append(load_calendar_file(source.path))
         except PlanError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -140,5 +174,7 @@ def load_calendar(directory: Path) -> WorkdayCalendar:
         years=merged.years,
         holidays=merged.holidays,
         workdays=merged.workdays,
-        source=str(directory),
+        # named in "calendar missing" messages: the folder a user adds to, never the package
+        source=str(local) if local is not None else "",
+        provisional=StatutoryYears() if provisional else None,
     )

@@ -107,7 +107,7 @@ def demo_settings(folder: Path, host: str, port: int) -> Settings:
         timezone="Asia/Shanghai",
         plan_files=plans,
         org_files=orgs,
-        calendar_dir=bundled("calendar"),
+        calendar_dir=None,  # the bundled years only
         smtp_url=None,
         mail_dir=folder / "outbox-mail",
         evidence_dir=folder / "evidence-files",

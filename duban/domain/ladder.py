@@ -38,7 +38,14 @@ class Step:
         return f"{self.kind}:{self.offset:+d}:{self.notify}"
 
     def moment(self, due: date, calendar: WorkdayCalendar) -> date:
-        return calendar.add_workdays(due, self.offset)
+        """The day this step is sent: `offset` working days from `due`. A reminder never goes
+        out on a day off: the due-day reminder of a task due on a Saturday or a holiday goes
+        out on the working day before (a negative offset already lands on a working day)."""
+        day = calendar.add_workdays(due, self.offset)
+        if self.kind == REMINDER:
+            while not calendar.is_workday(day):
+                day -= ONE_DAY
+        return day
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,8 +119,9 @@ def _safely_current(
     calendar: WorkdayCalendar,
     catchup: timedelta,
 ) -> bool:
-    # A moment in a year the calendar lacks cannot have passed yet (the plan loader refuses
-    # due dates there, and a sweep in such a year fails loudly elsewhere): not current.
+    # Only a year before the calendar's first official file is uncovered (later years without
+    # a notice are provisional, never missing); the plan loader refuses due dates there, so
+    # no task can be due on such a day: not current.
     try:
         return is_current(step, following, due, today, calendar, catchup)
     except CalendarYearMissing:

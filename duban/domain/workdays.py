@@ -2,8 +2,11 @@
 
 A date is a working day when it is a Monday–Friday that is not an official holiday, or a
 Saturday/Sunday that the State Council declared a working day in exchange for a holiday.
-Every question about a date in a year the calendar does not cover raises
-`CalendarYearMissing`: a deadline is a legal fact, never a weekday guess.
+A year comes from its official notice (`years`). A year without one may be covered by a
+*provisional* rule (`provisional`: the statutory holidays of the law, no swapped workdays),
+so counting never stops at a year's end; `is_provisional` tells every caller which dates rest
+on it, so each can be shown as such. A year covered by neither raises `CalendarYearMissing`:
+a deadline is a legal fact, never a weekday guess.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Protocol
 
 from duban.errors import CalendarError, CalendarYearMissing
 
@@ -18,18 +22,30 @@ SATURDAY = 5
 ONE_DAY = timedelta(days=1)
 
 
+class ProvisionalRule(Protocol):
+    """Days off for a year that has no official notice yet (see `catalog.provisional`)."""
+
+    def covers(self, year: int) -> bool: ...
+
+    def holidays(self, year: int) -> frozenset[date]: ...
+
+    def describe(self) -> str: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class WorkdayCalendar:
-    """The official calendar for a set of whole years.
+    """The official calendar for a set of whole years, and a provisional rule for others.
 
     `holidays` are days off (including those falling on weekends); `workdays` are the
-    weekend days declared working days. `years` are the years the data covers.
+    weekend days declared working days. `years` are the years official data covers; a year
+    outside them that `provisional` covers is counted by that rule and is provisional.
     """
 
     years: frozenset[int]
     holidays: frozenset[date] = field(default_factory=frozenset)
     workdays: frozenset[date] = field(default_factory=frozenset)
     source: str = ""
+    provisional: ProvisionalRule | None = None
 
     def __post_init__(self) -> None:
         both = self.holidays & self.workdays
@@ -53,15 +69,28 @@ class WorkdayCalendar:
             holidays=frozenset().union(*(p.holidays for p in parts)),
             workdays=frozenset().union(*(p.workdays for p in parts)),
             source=", ".join(p.source for p in parts if p.source),
+            provisional=next((p.provisional for p in parts if p.provisional), None),
         )
 
-    def _check(self, day: date) -> None:
-        if day.year not in self.years:
-            raise CalendarYearMissing(day.year, self.source or None)
+    def is_provisional(self, day: date) -> bool:
+        """True when `day`'s year has no official data and is counted by the provisional rule
+        (a date computed there may move when the year's notice is imported)."""
+        return day.year not in self.years and self._provisional_covers(day.year)
+
+    def provisional_years(self, first: date, last: date) -> list[int]:
+        """The provisional years from `first`'s year to `last`'s, in order."""
+        return [y for y in range(first.year, last.year + 1) if self.is_provisional(date(y, 1, 1))]
+
+    def _provisional_covers(self, year: int) -> bool:
+        return self.provisional is not None and self.provisional.covers(year)
 
     def is_workday(self, day: date) -> bool:
-        """True when `day` is a working day under the official schedule."""
-        self._check(day)
+        """True when `day` is a working day: under the official schedule for its year, else
+        under the provisional rule; a year covered by neither raises `CalendarYearMissing`."""
+        if day.year not in self.years:
+            if self.provisional is None or not self.provisional.covers(day.year):
+                raise CalendarYearMissing(day.year, self.source or None)
+            return day.weekday() < SATURDAY and day not in self.provisional.holidays(day.year)
         if day in self.workdays:
             return True
         if day in self.holidays:

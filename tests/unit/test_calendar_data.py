@@ -89,9 +89,20 @@ def test_five_workdays_after_2022_09_28_skip_national_day(cal: WorkdayCalendar) 
     assert cal.workdays_between(date(2022, 9, 28), date(2022, 10, 10)) == 5
 
 
-def test_year_after_last_covered_year_is_refused(cal: WorkdayCalendar) -> None:
+def test_a_year_before_the_first_file_is_refused_naming_the_setting(cal: WorkdayCalendar) -> None:
     with pytest.raises(CalendarYearMissing) as excinfo:
-        cal.is_workday(date(LAST_YEAR + 1, 1, 4))
-    message = str(excinfo.value)
-    assert "2027" in message
-    assert "2027.yaml" in message
+        cal.is_workday(date(FIRST_YEAR - 1, 12, 29))
+    assert str(excinfo.value) == (
+        "the working-day calendar does not cover 2017: add 2017.yaml to a folder named by the "
+        "calendar_dir setting (DUBAN_CALENDAR_DIR) with that year's official holidays and "
+        "swapped workdays (国务院办公厅 notice; `duban calendar import NOTICE.txt` writes it), "
+        "then retry"
+    )
+    assert "site-packages" not in str(excinfo.value) and "_bundled" not in str(excinfo.value)
+
+
+def test_the_year_after_the_last_file_is_provisional_not_missing(cal: WorkdayCalendar) -> None:
+    assert not cal.is_provisional(date(LAST_YEAR, 12, 31))
+    assert cal.is_provisional(date(LAST_YEAR + 1, 1, 4))
+    assert cal.is_workday(date(LAST_YEAR + 1, 1, 4))  # a Monday, no holiday
+    assert cal.add_workdays(date(2026, 12, 31), 5) == date(2027, 1, 8)  # 01-01 off

@@ -109,16 +109,30 @@ def test_event_due_rule_on_a_periodic_duty_is_refused(tmp_path, calendar):
 def test_year_missing_from_the_calendar_is_named(tmp_path, calendar):
     bad = PLAN.replace(
         "valid: {from: 2022-04-01, until: 2023-04-30}",
-        "valid: {from: 2026-04-01, until: 2027-04-30}",
+        "valid: {from: 2016-04-01, until: 2017-04-30}",
     )
     found = problems(tmp_path, calendar, bad)
     assert [f.split(": add")[0] for f in found] == [
         f"plan.yaml:{line_of(bad, 'due: {kind: end_of_period}')} [obligations.0.due]: the "
-        "working-day calendar does not cover 2027",
+        "working-day calendar does not cover 2016",
         f"plan.yaml:{line_of(bad, 'due: {kind: day_of_next_month')} [obligations.1.due]: the "
-        "working-day calendar does not cover 2027",
+        "working-day calendar does not cover 2016",
     ]
-    assert all("2027.yaml" in f for f in found)
+    assert all("2016.yaml" in f and "calendar_dir" in f for f in found)
+
+
+def test_a_plan_reaching_into_a_year_without_a_notice_loads(tmp_path, calendar):
+    later = PLAN.replace(
+        "valid: {from: 2022-04-01, until: 2023-04-30}",
+        "valid: {from: 2026-04-01, until: 2027-04-30}",
+    )
+    catalog, _ = load(tmp_path, calendar, later)
+    dues = [
+        ob.domain.due_date(period, calendar)
+        for ob in catalog.obligations
+        for period in ob.domain.periods()
+    ]
+    assert max(dues).year == 2027 and calendar.is_provisional(max(dues))
 
 
 def test_every_problem_of_a_file_is_reported_at_once(tmp_path, calendar):

@@ -63,8 +63,16 @@ def test_add_workdays_across_holidays(calendar, start, n, expected):
 
 
 def test_uncovered_year_is_an_error_naming_the_year_and_the_file(calendar):
-    with pytest.raises(CalendarYearMissing, match=r"does not cover 2027: add .*2027\.yaml"):
-        calendar.add_workdays(date(2026, 12, 30), 5)
+    with pytest.raises(CalendarYearMissing, match=r"does not cover 2017: add 2017\.yaml"):
+        calendar.add_workdays(date(2018, 1, 3), -5)
+
+
+def test_counting_runs_on_into_a_year_without_a_notice(calendar):
+    # 2026-12-31 + 5 working days: 2027-01-01 is 元旦 by the law; no swapped days are guessed
+    assert calendar.add_workdays(date(2026, 12, 31), 5) == date(2027, 1, 8)
+    assert calendar.is_provisional(date(2027, 1, 8)) and not calendar.is_provisional(
+        date(2026, 12, 31)
+    )
 
 
 def test_weekday_cannot_be_a_swapped_workday():

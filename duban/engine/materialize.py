@@ -79,7 +79,12 @@ class MaterializeReport:
 
 def domain_obligation(row: ObligationRow, plan_code: str) -> Obligation:
     """Rebuild the domain object from the spec stored when the plan was loaded."""
-    spec = s.ObligationSpec.model_validate(row.spec)
+    return obligation_from_spec(row.spec, plan_code)
+
+
+def obligation_from_spec(stored: dict[str, Any], plan_code: str) -> Obligation:
+    """The domain object of a stored spec (a duty's current one, or a task's own version)."""
+    spec = s.ObligationSpec.model_validate(stored)
     valid = spec.valid
     assert valid is not None  # spec_json always stores the effective window
     header = s.PlanHeader(

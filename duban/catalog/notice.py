@@ -37,6 +37,7 @@ from duban.catalog.notice_clause import (
     Unreadable,
     clause_number,
     looks_like_clause,
+    numeral,
     read_clause,
 )
 from duban.domain.workdays import WorkdayCalendar
@@ -152,10 +153,11 @@ def parse_notice(text: str, *, source: str = "<stdin>") -> NoticeYear:
         number = clause_number(line)
         if number is not None:
             if number != last_number + 1:
+                after = f"clause {numeral(last_number)}" if last_number else "no clause"
                 unreadable(
                     n,
-                    f"clause {number} follows clause {last_number}: a clause is "
-                    "missing or out of order; paste the whole notice again",
+                    f"clause {numeral(number)} follows {after}: a clause is missing, repeated "
+                    "or out of order; paste the whole notice again",
                 )
             last_number = number
         try:

@@ -96,6 +96,11 @@ def clause_number(line: str) -> int | None:
     return None if match is None else _CLAUSE_NUMBERS.get(match.group(1))
 
 
+def numeral(number: int) -> str:
+    """The clause number as the notices write it (4 is 四)."""
+    return next((k for k, v in _CLAUSE_NUMBERS.items() if v == number), str(number))
+
+
 def read_clause(text: str, *, year: int, line: int) -> Clause:
     """Read one normalized clause line of the notice for `year`; raise `Unreadable` saying why."""
     numbered = _NUMBERED.match(text)

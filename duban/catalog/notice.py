@@ -12,8 +12,9 @@ calendar/YYYY.yaml, `describe_notice` lists it for a person to check. The rules:
   date and says 放假/上班 but has no holiday name is refused too. Every other line (heading,
   preamble, closing paragraph, office, date) is prose and ignored.
 - Full- or half-width punctuation, spaces, blank lines and line endings do not matter.
-- A date without a year is in the notice's year; the end of a range (至3日) takes the start's
-  year and month. A weekday in brackets must be the date's; 共N天 must count the range.
+- A date without a year is in the notice's year; one without a month (至3日, 、18日) takes the
+  year and month of the date before it. A December day of 元旦 must name its year
+  (2022年12月31日). A weekday in brackets must be the date's; 共N天 must count the range.
 - "X日放假，与周末连休" is off from X through the adjoining weekend, as the bundled files
   list it; "X日放假，Y日补休" is off from X to Y.
 - calendar/YYYY.yaml holds one year, so days a clause sets in another year (2022年12月31日 in
@@ -99,7 +100,8 @@ class OtherYearDays:
 class NoticeYear:
     """A notice read completely: its year's holidays in the notice's order, and what it sets
     in other years. `notice` is the title, with the number (国办发明电〔YYYY〕N号) when the
-    text has it."""
+    text has it; `url` is a gov.cn address found in the text, else "" (a caller that knows
+    it sets it with `dataclasses.replace`). `calendar()` is the year to compare with another."""
 
     year: int
     notice: str

@@ -4,6 +4,7 @@ DubanError
 ├── CalendarError                 working-day data
 │   └── CalendarYearMissing       a date in a year the calendar does not cover
 ├── PlanError                     plan, organization or calendar files that do not validate
+│   └── NoticeError               a holiday notice text (国务院办公厅 notice) not read completely
 ├── StateError                    a task transition the state machine does not allow
 ├── NotFound                      an id that names nothing
 ├── InvalidText                   user-written text too long, or with characters refused
@@ -85,6 +86,27 @@ class PlanError(DubanError):
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"{count} {noun}; nothing was loaded:\n{lines}")
+
+
+class NoticeError(PlanError):
+    """Raised when the text of a State Council holiday notice cannot be read completely.
+
+    Each problem names the text's file and line and quotes the line as written
+    ("FILE:LINE: could not read: <the line> — <why>"). No part of the year is returned: a
+    calendar half read from its notice would move deadlines silently.
+    """
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        # Not PlanError's wording, which speaks of loading files: here a text was read.
+        DubanError.__init__(
+            self,
+            f"the notice text could not be read completely ({count} {noun}); "
+            f"nothing was imported:\n{lines}",
+        )
 
 
 class StateError(DubanError):

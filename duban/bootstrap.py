@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 
 from duban.catalog.calendar import load_calendar
 from duban.catalog.loader import Catalog, load_catalog
 from duban.domain.due import local_date
 from duban.domain.workdays import WorkdayCalendar
 from duban.engine import adoption
+from duban.engine.calendar_sync import (
+    CalendarSyncReport,
+    CalendarWarning,
+    calendar_warning,
+    sync_calendar,
+)
 from duban.engine.deliver import DeliverReport, deliver
 from duban.engine.materialize import MaterializeReport, materialize
 from duban.engine.notices import Context
@@ -22,18 +30,56 @@ from duban.resources import bundled
 from duban.settings import Settings
 from duban.store.db import Store
 
+CALENDAR_RECHECK_SECONDS = 30.0
+
+
+def _folder_stamp(folder: Path | None) -> tuple[tuple[str, int], ...]:
+    if folder is None or not folder.is_dir():
+        return ()
+    return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.y*ml")))
+
 
 @dataclass
 class App:
     settings: Settings = field(default_factory=Settings)
+    _calendar: WorkdayCalendar | None = field(default=None, init=False, repr=False)
+    _calendar_stamp: tuple[tuple[str, int], ...] = field(default=(), init=False, repr=False)
+    _calendar_checked: float = field(default=0.0, init=False, repr=False)
 
     @cached_property
     def store(self) -> Store:
         return Store.from_url(self.settings.database_url)
 
-    @cached_property
+    @property
     def calendar(self) -> WorkdayCalendar:
-        return load_calendar(bundled("calendar"), local=self.settings.calendar_dir)
+        """The working-day calendar: the bundled years, calendar_dir's, provisional ones.
+
+        Reloaded when calendar_dir's files change (looked at no more than every
+        `CALENDAR_RECHECK_SECONDS`), so a `duban run` or `duban web` that is running picks up
+        a year written by `duban calendar import` without a restart.
+        """
+        now = time.monotonic()
+        if self._calendar is None or now - self._calendar_checked >= CALENDAR_RECHECK_SECONDS:
+            self._calendar_checked = now
+            stamp = _folder_stamp(self.settings.calendar_dir)
+            if self._calendar is None or stamp != self._calendar_stamp:
+                self._calendar = load_calendar(
+                    bundled("calendar"), local=self.settings.calendar_dir
+                )
+                self._calendar_stamp = stamp
+        return self._calendar
+
+    def sync_calendar(self, now: datetime, *, actor: str = "scheduler") -> CalendarSyncReport:
+        """Re-derive owed deadlines in years whose days off changed (engine.calendar_sync)."""
+        return sync_calendar(self.store, calendar=self.calendar, now=now, tz=self.tz, actor=actor)
+
+    def calendar_warning(self, now: datetime) -> CalendarWarning | None:
+        return calendar_warning(
+            self.calendar,
+            today=local_date(now, self.settings.tz),
+            warn_from=self.settings.calendar_warning_from,
+            calendar_dir=str(self.settings.calendar_dir or "calendar_dir"),
+        )
 
     def catalog(self) -> Catalog:
         return load_catalog(self.settings.plan_files, self.settings.org_files, self.calendar)
@@ -56,6 +102,7 @@ class App:
 
     def reconcile(self, now: datetime) -> tuple[MaterializeReport, SweepReport, DeliverReport]:
         """One full pass: materialize, sweep, deliver (what `duban tick` runs)."""
+        self.sync_calendar(now)
         made = materialize(self.store, calendar=self.calendar, now=now, tz=self.settings.tz)
         swept = self.sweep(now)
         return made, swept, self.deliver(now)

@@ -35,6 +35,7 @@ from duban.bootstrap import App
 from duban.domain.due import start_of_day
 from duban.domain.obligations import Obligation
 from duban.engine import lease, outbox
+from duban.engine.calendar_sync import CalendarSyncReport
 from duban.engine.materialize import domain_obligation, materialize
 from duban.engine.sync import SyncReport
 from duban.errors import SchedulerBusy, StoreError
@@ -231,6 +232,8 @@ def build_scheduler(
         return run
 
     def reconcile(only: str | None = None) -> None:
+        if only is None:
+            _calendar_pass(app, clock())
         report = materialize(app.store, calendar=app.calendar, now=clock(), tz=tz, only=only)
         if report.tasks_created or only is None:
             log.info(
@@ -349,10 +352,30 @@ def run(app: App, clock: Clock, serve: Server | None = None) -> None:
             log.warning("could not release the scheduler lease (it expires): %s", _short(exc))
 
 
+def _calendar_pass(app: App, now: datetime) -> CalendarSyncReport:
+    """Re-derive deadlines a changed calendar moves, and warn of a missing official year."""
+    report = app.sync_calendar(now)
+    for m in report.moved:
+        log.info(
+            "calendar changed: %s %s due %s -> %s (%d tasks)",
+            m.obligation,
+            m.period,
+            m.old,
+            m.new,
+            m.tasks,
+        )
+    warning = app.calendar_warning(now)
+    if warning is not None:
+        log.warning("%s", warning.en)
+    return report
+
+
 def _catch_up(app: App, clock: Clock, stop: threading.Event) -> None:
     """Materialize and sweep as of now (after downtime: everything missed); retried while
     the database cannot be reached."""
     outage = database_outage("catch-up: the database")
+    if until_reachable(lambda: _calendar_pass(app, clock()), outage, stop) is None:
+        return
     made = until_reachable(
         lambda: materialize(app.store, calendar=app.calendar, now=clock(), tz=app.settings.tz),
         outage,

@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from duban.domain.retry import RetryPolicy
-from duban.resources import bundled, bundled_orgs, bundled_plans
+from duban.resources import bundled_orgs, bundled_plans
 
 
 class Settings(BaseSettings):
@@ -32,12 +32,15 @@ class Settings(BaseSettings):
     plan_files: list[Path] = Field(default_factory=bundled_plans)
     org_files: list[Path] = Field(default_factory=bundled_orgs)
     #: a folder of YYYY.yaml working-day years that *adds to* the bundled ones (2018–2026):
-    #: a year the package lacks, or a local file overriding a bundled year
-    #: (`duban calendar import` writes here; `duban calendar list` says which file counts)
-    calendar_dir: Path | None = None
+    #: a year the package lacks, or a local file overriding a bundled year; by default
+    #: `calendar/` in the working directory, beside duban.db (`duban calendar import` writes
+    #: here; `duban calendar list` says which file each year comes from)
+    calendar_dir: Path | None = Path("calendar")
     #: from this month-day on, `tick`, `run`, the home page and the weekly summary warn when
     #: next year's official calendar is missing (its dates would be provisional)
-    calendar_warning_from: str = Field(default="11-01", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+    calendar_warning_from: str = Field(
+        default="11-01", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
+    )
     #: how often `duban run` reconciles everything, besides each obligation's own period starts
     reconcile_minutes: int = 60
     #: how often `duban run` sweeps (ladder steps, digests) and delivers the outbox

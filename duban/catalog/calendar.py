@@ -133,7 +133,9 @@ def year_files(directory: Path) -> dict[int, Path]:
 
 def calendar_sources(bundled: Path, local: Path | None) -> dict[int, YearSource]:
     """Each year with an official file, from `local` where it has one, else from `bundled`."""
-    sources = {y: YearSource(year=y, path=p, origin="bundled") for y, p in year_files(bundled).items()}
+    sources = {
+        y: YearSource(year=y, path=p, origin="bundled") for y, p in year_files(bundled).items()
+    }
     if local is not None:
         for y, p in year_files(local).items():
             sources[y] = YearSource(year=y, path=p, origin="local")

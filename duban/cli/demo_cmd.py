@@ -30,7 +30,6 @@ from duban.catalog.loader import load_catalog
 from duban.demo import DEFAULT_AS_OF, DEFAULT_SEED, DemoReport, DemoUser, build, demo_plan_files
 from duban.domain.due import local_date
 from duban.errors import DubanError
-from duban.resources import bundled
 from duban.settings import Settings
 
 log = logging.getLogger("duban")

@@ -27,9 +27,10 @@ from duban.bootstrap import App
 from duban.catalog.expand import planned_tasks
 from duban.catalog.loader import load_catalog
 from duban.cli import plans
+from duban.cli.calendar_cmd import cal_app, print_sync
 from duban.cli.demo_cmd import demo
 from duban.cli.prefect_cmd import prefect_app
-from duban.domain.due import start_of_day
+from duban.domain.due import local_date, start_of_day
 from duban.domain.tasks import Action, TaskState
 from duban.engine import actions, adoption, amend, feeds, notify_prefs, outbox, users
 from duban.engine.materialize import materialize
@@ -46,7 +47,6 @@ plan_app = typer.Typer(help="Check and show plan files.", no_args_is_help=True)
 audit_app = typer.Typer(help="Prove the audit trail is intact.", no_args_is_help=True)
 event_app = typer.Typer(help="Record events that start deadline chains.", no_args_is_help=True)
 task_app = typer.Typer(help="Act on one task.", no_args_is_help=True)
-cal_app = typer.Typer(help="Chinese working-day arithmetic.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Messages to send: list, retry.", no_args_is_help=True)
 notify_app = typer.Typer(help="Notification preferences.", no_args_is_help=True)
 user_app = typer.Typer(help="People who sign in to the web UI and the API.", no_args_is_help=True)
@@ -151,6 +151,14 @@ def init(
             "organizations"
         )
         plans.print_init(out, report)
+    with errors():
+        moment = parse_moment(now, ctx)
+        print_sync(
+            out,
+            ctx.sync_calendar(moment, actor=actor_name(actor)),
+            today=local_date(moment, ctx.tz),
+        )
+    print_calendar_warning(ctx, moment)
     if not users.has_admin(ctx.store):
         out.print(
             "no administrator yet; create the first one with\n"
@@ -324,6 +332,7 @@ def tick(now: NowOption = None) -> None:
         moment = parse_moment(now, ctx)
         if not ctx.store.is_initialised():
             fail("the database is not initialised; run `duban init` first")
+        recalendared = ctx.sync_calendar(moment, actor="cli:tick")
         with Progress(console=err, transient=True) as bar:
             job = bar.add_task("materializing", total=None)
             report = materialize(
@@ -346,6 +355,15 @@ def tick(now: NowOption = None) -> None:
     out.print(f"deliver ({transport.describe()}): {delivered.summary()}")
     for line in delivered.errors:
         err.print(f"  {line}", markup=False)
+    print_sync(out, recalendared, today=local_date(moment, ctx.tz))
+    print_calendar_warning(ctx, moment)
+
+
+def print_calendar_warning(ctx: App, moment: datetime) -> None:
+    """Next year's (or this year's) official calendar missing: said by tick and init."""
+    warning = ctx.calendar_warning(moment)
+    if warning is not None:
+        out.print(f"warning: {warning.zh}\n  {warning.en}")
 
 
 @app.command()
@@ -596,36 +614,6 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         fail(f"{text!r} is not a date; use YYYY-MM-DD", 2)
-
-
-@cal_app.command("add-workdays")
-def cal_add(day: str, n: int) -> None:
-    """The date N Chinese working days after DAY (before it if N < 0)."""
-    with errors():
-        out.print(_app().calendar.add_workdays(_day(day), n).isoformat())
-
-
-@cal_app.command("is-workday")
-def cal_is(day: str) -> None:
-    """Whether DAY is a working day (exit 0) or not (exit 1)."""
-    with errors():
-        working = _app().calendar.is_workday(_day(day))
-    out.print(f"{day}: {'working day 工作日' if working else 'day off 休息日'}")
-    raise typer.Exit(0 if working else 1)
-
-
-@cal_app.command("next-workday")
-def cal_next(day: str) -> None:
-    """DAY itself if it is a working day, else the next one."""
-    with errors():
-        out.print(_app().calendar.next_workday(_day(day)).isoformat())
-
-
-@cal_app.command("count")
-def cal_count(start: str, end: str) -> None:
-    """Working days after START up to and including END."""
-    with errors():
-        out.print(str(_app().calendar.workdays_between(_day(start), _day(end))))
 
 
 def main() -> None:

@@ -131,9 +131,7 @@ def sync_calendar(
                 entity="calendar",
                 entity_id=",".join(map(str, changed)),
                 data={
-                    "years": {
-                        str(y): {"from": stored[y], "to": current[y]} for y in changed
-                    },
+                    "years": {str(y): {"from": stored[y], "to": current[y]} for y in changed},
                     "tasks_moved": sum(m.tasks for m in moved),
                 },
             )
@@ -193,7 +191,8 @@ def _rederive(
         )
     }
     specs = {
-        (v.obligation_id, v.content_hash): v.spec for v in session.scalars(select(ObligationVersion))
+        (v.obligation_id, v.content_hash): v.spec
+        for v in session.scalars(select(ObligationVersion))
     }
     moved: dict[tuple[str, str, date, date], int] = defaultdict(int)
     for ob_id, spec_hash, key, start, end, due, count in groups:
@@ -221,3 +220,46 @@ def _rederive(
         Moved(obligation=o, period=p, old=a, new=b, tasks=n)
         for (o, p, a, b), n in sorted(moved.items())
     ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalendarWarning:
+    """Said by `tick`, `run`, the administrator's home and the weekly summary: a year that
+    owed work is counted in has no official calendar yet."""
+
+    years: tuple[int, ...]
+    calendar_dir: str
+
+    @property
+    def zh(self) -> str:
+        years = "、".join(f"{y}年" for y in self.years)
+        return (
+            f"{years}的国务院节假日安排尚未导入：工作日暂按周末和法定节假日推定（不含调休），"
+            f"相关期限标为“暂定”。通知发布后请运行 duban calendar import 通知.txt"
+            f"（写入 {self.calendar_dir}）。"
+        )
+
+    @property
+    def en(self) -> str:
+        years = ", ".join(map(str, self.years))
+        return (
+            f"the official working-day calendar for {years} is missing: working days there "
+            "are provisional (weekends and statutory holidays, no swapped workdays), and "
+            "dates computed on them are marked provisional. When the State Council publishes "
+            f"its notice, run `duban calendar import NOTICE.txt` (it writes to "
+            f"{self.calendar_dir})."
+        )
+
+
+def calendar_warning(
+    calendar: WorkdayCalendar, *, today: date, warn_from: str, calendar_dir: str
+) -> CalendarWarning | None:
+    """A warning when this year is provisional, or next year is and `today` is on or after
+    `warn_from` ("MM-DD", by default 11-01: the notice usually appears in November)."""
+    month, day = (int(x) for x in warn_from.split("-"))
+    years = [today.year] if calendar.is_provisional(today) else []
+    if (today.month, today.day) >= (month, day) and calendar.is_provisional(
+        date(today.year + 1, 1, 1)
+    ):
+        years.append(today.year + 1)
+    return CalendarWarning(years=tuple(years), calendar_dir=calendar_dir) if years else None

@@ -60,9 +60,16 @@ def test_calendar_command_counts_the_national_day_swaps(workdir):
 
 
 def test_calendar_command_refuses_an_uncovered_year(workdir):
-    done = duban("calendar", "add-workdays", "2030-01-02", "1", cwd=workdir, ok=False)
+    done = duban("calendar", "add-workdays", "2017-01-03", "1", cwd=workdir, ok=False)
     assert done.returncode == 1
-    assert "does not cover 2030" in done.stderr and "2030.yaml" in done.stderr
+    assert "does not cover 2017" in done.stderr and "calendar/2017.yaml" in done.stderr
+    assert "site-packages" not in done.stderr and "_bundled" not in done.stderr
+
+
+def test_calendar_command_says_when_an_answer_is_provisional(workdir):
+    done = duban("calendar", "add-workdays", "2026-12-31", "5", cwd=workdir)
+    assert done.stdout.strip() == "2027-01-08"
+    assert "note: 2027 is provisional" in done.stderr
 
 
 def test_init_is_safe_to_run_twice(workdir, env):

@@ -292,6 +292,7 @@ def tasks(
             state=state,
             overdue=overdue,
             limit=limit,
+            calendar=ctx.calendar,
         )
         if as_json:
             sys.stdout.write("[")
@@ -313,7 +314,7 @@ def tasks(
             count += 1
             table.add_row(
                 str(v["id"]),
-                v["due"],
+                v["due"] + (" (暂定 provisional)" if v["provisional"] else ""),
                 v["org"],
                 v["obligation"],
                 v["period"],
@@ -593,7 +594,13 @@ def ics(
             out.print(f"{ctx.settings.base_url.rstrip('/')}/ics/{token}.ics")
             return
         sys.stdout.buffer.write(
-            feeds.ics_feed(ctx.store, org, now=moment, base_url=ctx.settings.base_url)
+            feeds.ics_feed(
+                ctx.store,
+                org,
+                now=moment,
+                base_url=ctx.settings.base_url,
+                calendar=ctx.calendar,
+            )
         )
 
 

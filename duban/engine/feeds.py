@@ -15,6 +15,7 @@ from icalendar import Alarm, Calendar, Event
 from sqlalchemy import select
 
 from duban.domain.tasks import TaskState
+from duban.domain.workdays import WorkdayCalendar
 from duban.engine.actions import org_by_code
 from duban.store.db import Store
 from duban.store.models import FeedToken, ObligationRow, Organization, Task
@@ -47,8 +48,22 @@ def org_for_token(store: Store, token: str) -> str | None:
         )
 
 
-def ics_feed(store: Store, org: str, *, now: datetime, base_url: str) -> bytes:
-    """The organization's deadlines as an RFC 5545 calendar."""
+PROVISIONAL_NOTE = (
+    "暂定 provisional: 该年度国务院节假日安排尚未导入，日期按法定节假日推定 / the year's "
+    "holiday notice is not imported yet; the date may move"
+)
+
+
+def ics_feed(
+    store: Store,
+    org: str,
+    *,
+    now: datetime,
+    base_url: str,
+    calendar: WorkdayCalendar | None = None,
+) -> bytes:
+    """The organization's deadlines as an RFC 5545 calendar; a deadline in a year counted on
+    the provisional calendar says so in its summary and description."""
     cal = Calendar()
     cal.add("prodid", "-//duban//督办//ZH")
     cal.add("version", "2.0")
@@ -69,12 +84,15 @@ def ics_feed(store: Store, org: str, *, now: datetime, base_url: str) -> bytes:
         event.add("dtstamp", now)
         event.add("dtstart", task.due_date)
         event.add("dtend", task.due_date + timedelta(days=1))
-        event.add("summary", f"【截止】{ob.title}（{task.period_key}）")
+        provisional = calendar is not None and calendar.is_provisional(task.due_date)
+        mark = "·暂定" if provisional else ""
+        event.add("summary", f"【截止{mark}】{ob.title}（{task.period_key}）")
         link = f"{base_url.rstrip('/')}/tasks/{task.id}"
+        note = f"{PROVISIONAL_NOTE}\n" if provisional else ""
         event.add(
             "description",
             f"{source['document']} {source['clause']}：{source['quote']}\n"
-            f"状态 state: {task.state}\n{link}",
+            f"{note}状态 state: {task.state}\n{link}",
         )
         event.add("url", link)
         alarm = Alarm()

@@ -98,7 +98,13 @@ def task_item(
     spec = spec or ob.spec
     return {
         **task_row(
-            task, Duty.of(ob.code, spec["title"], spec), org.code, org.name, ctx.now, ctx.tz
+            task,
+            Duty.of(ob.code, spec["title"], spec),
+            org.code,
+            org.name,
+            ctx.now,
+            ctx.tz,
+            ctx.calendar,
         ),
         "link": ctx.link(task.id),
         "org_en": org.name_en or org.code,

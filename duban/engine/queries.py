@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from duban.domain.tasks import PENDING, TaskState
+from duban.domain.workdays import WorkdayCalendar
 from duban.engine.taskview import Duty, task_row
 from duban.store.db import Store
 from duban.store.models import ObligationRow, Organization, Task
@@ -28,6 +29,7 @@ def list_tasks(
     overdue: bool = False,
     event: int | None = None,
     limit: int | None = None,
+    calendar: WorkdayCalendar | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Tasks visible at `now` (their period has opened), most urgent first."""
     query = (
@@ -60,4 +62,5 @@ def list_tasks(
         for task, ob_code, title, spec, org_code, org_name in session.execute(
             query.execution_options(yield_per=PAGE)
         ):
-            yield task_row(task, Duty.of(ob_code, title, spec), org_code, org_name, now, tz)
+            duty = Duty.of(ob_code, title, spec)
+            yield task_row(task, duty, org_code, org_name, now, tz, calendar)

@@ -121,6 +121,7 @@ def tasks(
     offset: int = 0,
     newest_first: bool = False,
     review: bool = False,
+    calendar: WorkdayCalendar | None = None,
 ) -> list[dict[str, Any]]:
     """Tasks whose period has opened, scoped and filtered, ordered by due date.
 
@@ -162,7 +163,10 @@ def tasks(
                 ).where(ObligationRow.id.in_(ids))
             )
         }
-    return [task_row(r, duties[r.obligation_id], r.org_code, r.org_name, now, tz) for r in found]
+    return [
+        task_row(r, duties[r.obligation_id], r.org_code, r.org_name, now, tz, calendar)
+        for r in found
+    ]
 
 
 def overdue_board(
@@ -174,16 +178,34 @@ def overdue_board(
     filters: Filters,
     limit: int = 5000,
     offset: int = 0,
+    calendar: WorkdayCalendar | None = None,
 ) -> list[dict[str, Any]]:
     """Overdue tasks, longest overdue first: the oldest due date first."""
     return tasks(
-        store, who, now=now, tz=tz, filters=filters, overdue_only=True, limit=limit, offset=offset
+        store,
+        who,
+        now=now,
+        tz=tz,
+        filters=filters,
+        overdue_only=True,
+        limit=limit,
+        offset=offset,
+        calendar=calendar,
     )
 
 
-def my_tasks(store: Store, who: Principal, *, now: datetime, tz: ZoneInfo) -> list[dict[str, Any]]:
+def my_tasks(
+    store: Store,
+    who: Principal,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    calendar: WorkdayCalendar | None = None,
+) -> list[dict[str, Any]]:
     """Open, rejected and overdue work, the most urgent first: rejected, overdue, due soonest."""
-    rows = tasks(store, who, now=now, tz=tz, states=("open", "rejected", "submitted"))
+    rows = tasks(
+        store, who, now=now, tz=tz, states=("open", "rejected", "submitted"), calendar=calendar
+    )
 
     def urgency(r: dict[str, Any]) -> tuple[int, int, str]:
         rank = (
@@ -238,7 +260,7 @@ def task_detail(
         )
     today = local_date(now, tz)
     spec = version.spec if version is not None else ob.spec
-    row = task_row(task, Duty.of(ob.code, ob.title, spec), org.code, org.name, now, tz)
+    row = task_row(task, Duty.of(ob.code, ob.title, spec), org.code, org.name, now, tz, calendar)
     uploaded = {e.kind for e in evidence}
     try:
         left = calendar.workdays_between(today, task.due_date) if task.due_date >= today else None

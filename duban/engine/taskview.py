@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from duban.domain.due import local_date
 from duban.domain.tasks import TaskState, days_overdue, is_late, is_overdue
+from duban.domain.workdays import WorkdayCalendar
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,18 @@ class Duty:
 
 
 def task_row(
-    task: Any, duty: Duty, org_code: str, org_name: str, now: datetime, tz: ZoneInfo
+    task: Any,
+    duty: Duty,
+    org_code: str,
+    org_name: str,
+    now: datetime,
+    tz: ZoneInfo,
+    calendar: WorkdayCalendar | None = None,
 ) -> dict[str, Any]:
     """A task as every reader shows it; `task` is a Task or a row of its columns (id, state,
-    period_key, due_date, due_at, submitted_at, reason)."""
+    period_key, due_date, due_at, submitted_at, reason). `provisional` says the due date lies
+    in a year counted on the provisional calendar (no State Council notice imported yet): it
+    may move when the notice is imported, and every reader shows it so."""
     state = TaskState(task.state)
     overdue = is_overdue(state, task.due_at, now)
     today = local_date(now, tz)
@@ -49,6 +58,7 @@ def task_row(
         "org_name": org_name,
         "period": task.period_key,
         "due": task.due_date.isoformat(),
+        "provisional": calendar is not None and calendar.is_provisional(task.due_date),
         "state": state.value,
         "overdue": overdue,
         "overdue_days": days_overdue(task.due_date, today) if overdue else 0,

@@ -28,6 +28,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "clause": ("条款", "Clause"),
     "period": ("周期", "Period"),
     "due": ("截止日期", "Due"),
+    "due_provisional": ("暂定", "provisional"),
+    "provisional_why": (
+        "该年度国务院节假日安排尚未导入，按周末和法定节假日推定；通知导入后可能调整",
+        "the year's State Council holiday notice is not imported yet: counted on weekends and "
+        "statutory holidays, it may move when the notice is imported",
+    ),
     "state": ("状态", "State"),
     "tag": ("机构类别", "Type"),
     "year": ("年度", "Year"),

@@ -31,6 +31,7 @@ TASK_COLUMNS = [
     ("clause", "条款 clause"),
     ("period", "周期 period"),
     ("due", "截止 due"),
+    ("provisional", "暂定 provisional (no holiday notice yet)"),
     ("state", "状态 state"),
     ("overdue_days", "逾期天数 days overdue"),
     ("late", "逾期提交 late"),

@@ -84,6 +84,7 @@ def api_tasks(
         who,
         now=now_of(request),
         tz=app.settings.tz,
+        calendar=app.calendar,
         filters=f,
         overdue_only=overdue,
         limit=limit,

@@ -69,7 +69,9 @@ def _back_with_error(task_id: int, exc: Exception) -> Response:
 def my(request: Request) -> Response:
     who = require(request, ("institution",))
     app = app_of(request)
-    rows = read.my_tasks(app.store, who, now=now_of(request), tz=app.settings.tz)
+    rows = read.my_tasks(
+        app.store, who, now=now_of(request), tz=app.settings.tz, calendar=app.calendar
+    )
     return render(request, "my.html.j2", rows=rows)
 
 
@@ -239,5 +241,11 @@ def ics(request: Request, token: Token) -> Response:
     org = feeds.org_for_token(app.store, token)
     if org is None:
         raise NotFound("calendar feed", "this token")
-    body = feeds.ics_feed(app.store, org, now=now_of(request), base_url=app.settings.base_url)
+    body = feeds.ics_feed(
+        app.store,
+        org,
+        now=now_of(request),
+        base_url=app.settings.base_url,
+        calendar=app.calendar,
+    )
     return Response(body, media_type="text/calendar; charset=utf-8")

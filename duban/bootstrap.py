@@ -14,6 +14,7 @@ from duban.catalog.loader import Catalog, load_catalog
 from duban.domain.due import local_date
 from duban.domain.workdays import WorkdayCalendar
 from duban.engine import adoption
+from duban.engine.announcements import Announcement
 from duban.engine.calendar_sync import (
     CalendarSyncReport,
     CalendarWarning,
@@ -97,8 +98,20 @@ class App:
 
     def context(self, now: datetime) -> Context:
         return Context(
-            now=now, tz=self.settings.tz, calendar=self.calendar, base_url=self.settings.base_url
+            now=now,
+            tz=self.settings.tz,
+            calendar=self.calendar,
+            base_url=self.settings.base_url,
+            announcements=self.announcements(now),
         )
+
+    def announcements(self, now: datetime) -> tuple[Announcement, ...]:
+        """What the county office must hear now: a missing official calendar year."""
+        said: list[Announcement] = []
+        warning = self.calendar_warning(now)
+        if warning is not None:
+            said.append(Announcement(kind="calendar", zh=warning.zh, en=warning.en))
+        return tuple(said)
 
     def reconcile(self, now: datetime) -> tuple[MaterializeReport, SweepReport, DeliverReport]:
         """One full pass: materialize, sweep, deliver (what `duban tick` runs)."""

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from duban.domain.due import local_date
 from duban.domain.tasks import PENDING, TaskState, days_overdue
 from duban.domain.workdays import WorkdayCalendar
+from duban.engine.announcements import Announcement
 from duban.engine.stats import Window
 from duban.engine.taskview import Duty, task_row
 from duban.errors import CalendarYearMissing
@@ -37,6 +38,8 @@ class Context:
     tz: ZoneInfo
     calendar: WorkdayCalendar
     base_url: str
+    #: said at the top of the weekly summary (engine.announcements)
+    announcements: tuple[Announcement, ...] = ()
 
     @property
     def today(self) -> date:
@@ -226,6 +229,7 @@ def _summary(session: Session, ctx: Context, day: date) -> dict[str, Any]:
     year, week, _ = day.isocalendar()  # the week it was enqueued for; counts are current
     quarter = Window.quarter_of(ctx.today)
     return {
+        "announcements": ctx.announcements,
         "week": f"{year}-W{week:02d}",
         # the quarterly circulars (/report): this quarter so far, and the last whole one
         "report_quarter": quarter.key,

@@ -181,3 +181,97 @@ def test_a_shifted_month_end_moves_with_the_notice(store, tmp_path, calendar):
 def _periods(store: Store) -> set[str]:
     with store.read() as session:
         return set(session.scalars(select(Task.period_key)))
+
+
+def _site(store: Store, tmp_path: Path, day: str):
+    from duban.bootstrap import App
+    from duban.engine import users
+    from duban.settings import Settings
+    from duban.web.app import create_app
+    from tests.integration.test_web import PASSWORD, Clock
+
+    settings = Settings(
+        database_url=str(store.engine.url.render_as_string(hide_password=False)),
+        plan_files=[tmp_path / "plan.yaml"],
+        org_files=[FIXTURES / "mini-orgs.yaml"],
+        evidence_dir=tmp_path / "evidence",
+        calendar_dir=tmp_path / "calendar",
+        base_url="http://testserver",
+    )
+    app = App(settings=settings)
+    app.__dict__["store"] = store
+    clock = Clock(day)
+    users.add_user(store, name="admin", role="admin", org=None, password=PASSWORD, now=clock.now)
+    web = create_app(app, clock=clock)
+    return web, clock
+
+
+def test_pages_mark_provisional_dates_and_the_home_warns_from_november(store, tmp_path, calendar):
+    from tests.integration.test_web import client, login
+
+    _load(store, tmp_path, YEAR_PLAN, calendar)
+    materialize(store, calendar=calendar, now=at("2027-01-02"), tz=TZ)
+    web, clock = _site(store, tmp_path, "2026-10-30")
+
+    def on(day: str):  # type: ignore[no-untyped-def]
+        clock.now = at(day)
+        c = client(web)  # a session of that day (sessions expire)
+        assert login(c, "admin").status_code == 303
+        return c
+
+    assert 'class="announcement"' not in on("2026-10-30").get("/").text
+    home = on("2026-11-02").get("/").text
+    assert 'class="announcement" data-kind="calendar"' in home
+    assert "2027年的国务院节假日安排尚未导入" in home
+    with store.read() as session:
+        january, december = (
+            session.scalar(select(Task.id).where(Task.period_key == key).limit(1))
+            for key in ("2027-01", "2026-12")
+        )
+    c = on("2027-01-04")
+    assert '<abbr class="provisional"' in c.get(f"/tasks/{january}").text
+    assert '<abbr class="provisional"' not in c.get(f"/tasks/{december}").text
+    board = c.get("/history?format=csv").text
+    assert "暂定 provisional" in board.splitlines()[0]
+    (api,) = [t for t in c.get("/api/tasks?period=2027-01&limit=1").json()]
+    assert api["provisional"] is True
+    # once the year's file is in calendar_dir, the running app reads it and the mark goes
+    _notice_2027(tmp_path / "calendar")
+    web.state.app._calendar_checked = float("-inf")  # its next look at calendar_dir is due
+    assert '<abbr class="provisional"' not in c.get(f"/tasks/{january}").text
+
+
+def test_the_weekly_summary_opens_with_the_missing_calendar(store, tmp_path, calendar):
+    from duban.bootstrap import App
+    from duban.settings import Settings
+
+    _load(store, tmp_path, YEAR_PLAN, calendar)
+    app = App(
+        settings=Settings(
+            database_url=str(store.engine.url.render_as_string(hide_password=False)),
+            plan_files=[tmp_path / "plan.yaml"],
+            org_files=[FIXTURES / "mini-orgs.yaml"],
+            mail_dir=tmp_path / "mail",
+            calendar_dir=tmp_path / "calendar",
+        )
+    )
+    app.__dict__["store"] = store
+    for day in ("2026-10-26", "2026-11-02"):  # two Mondays: the summary of each ISO week
+        materialize(store, calendar=calendar, now=at(day), tz=TZ)
+        app.sweep(at(day))
+        app.deliver(at(day))
+    summaries = {
+        p.read_text(encoding="utf-8")
+        for p in (tmp_path / "mail").glob("*.eml")
+        if "X-Duban-Kind: summary" in p.read_text(encoding="utf-8")
+    }
+    assert len(summaries) >= 2
+    import email
+    from email import policy
+
+    texts = {
+        str(email.message_from_string(s, policy=policy.default).get_body(("plain",)).get_content())
+        for s in summaries
+    }
+    warned = [t for t in texts if "2027年的国务院节假日安排尚未导入" in t]
+    assert len(warned) == len(texts) - 1 >= 1  # October's says nothing, November's does

@@ -86,6 +86,7 @@ def admin_home(
         request,
         "home_admin.html.j2",
         home=home,
+        announcements=app.announcements(now),
         href=href,
         f={"plan": plan, "tag": tag, "period": period},
         plans=homes.plan_choices(app.store),

@@ -181,6 +181,15 @@ def plan_check(
     for plan in catalog.plans:
         count = sum(1 for o in catalog.obligations if o.plan.id == plan.header.id)
         out.print(f"ok  {plan.file}: plan {plan.header.id}, {count} obligations")
+        window = plan.header.valid
+        years = ctx.calendar.provisional_years(window.start, window.until)
+        if years:
+            named = ", ".join(map(str, years))
+            out.print(
+                f"    note: {named} has no State Council notice loaded: its working days are "
+                "provisional (weekends and statutory holidays); import the notice with "
+                "`duban calendar import NOTICE.txt` when it is published"
+            )
 
 
 @plan_app.command("show")

@@ -69,3 +69,22 @@ def test_tick_in_november_warns_that_next_years_calendar_is_missing(tmp_path: Pa
     assert "run `duban calendar import NOTICE.txt` (it writes to calendar)" in november
     settings = {**env, "DUBAN_CALENDAR_WARNING_FROM": "12-15"}
     assert "warning:" not in duban("tick", "--now", "2026-12-01", cwd=tmp_path, env=settings).stdout
+
+
+def test_a_plan_into_next_year_checks_ok_and_says_which_year_is_provisional(tmp_path: Path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        (FIXTURES / "mini-plan.yaml")
+        .read_text(encoding="utf-8")
+        .replace(
+            "valid: {from: 2022-04-01, until: 2023-04-30}",
+            "valid: {from: 2026-04-01, until: 2027-04-30}",
+        ),
+        encoding="utf-8",
+    )
+    done = duban(
+        "plan", "check", str(plan), "--orgs", str(FIXTURES / "mini-orgs.yaml"), cwd=tmp_path
+    )
+    text = " ".join(done.stdout.split())
+    assert f"ok {plan}: plan mini, 4 obligations" in text
+    assert "note: 2027 has no State Council notice loaded: its working days are provisional" in text

@@ -183,8 +183,17 @@ def reconcile() -> dict[str, int]:
     """Create every task that should exist by the scheduled start time (all duties, events)."""
     now = scheduled_now()
     app = engine_app()
+    recalendared = app.sync_calendar(now)
     report = materialize(app.store, calendar=app.calendar, now=now, tz=app.tz)
     detail = tuple(f"{code}: +{n}" for code, n in sorted(report.by_obligation.items()))
+    detail += tuple(
+        f"calendar changed: {m.obligation} {m.period} due {m.old} -> {m.new} ({m.tasks} tasks)"
+        for m in recalendared.moved
+    )
+    warning = app.calendar_warning(now)
+    if warning is not None:
+        get_run_logger().warning("%s", warning.en)
+        detail += (warning.en,)
     return publish(
         app, RunSummary(step="reconcile", now=now, created=report.tasks_created, detail=detail)
     )

@@ -13,7 +13,7 @@ from duban.catalog.calendar import load_calendar
 from duban.catalog.loader import Catalog, load_catalog
 from duban.domain.due import local_date
 from duban.domain.workdays import WorkdayCalendar
-from duban.engine import adoption
+from duban.engine import adoption, lease
 from duban.engine.announcements import Announcement
 from duban.engine.calendar_sync import (
     CalendarSyncReport,
@@ -26,6 +26,7 @@ from duban.engine.materialize import MaterializeReport, materialize
 from duban.engine.notices import Context
 from duban.engine.sweep import SweepReport, sweep
 from duban.engine.sync import SyncReport, sync_catalog
+from duban.errors import SchedulerBusy
 from duban.notify.transport import EmlFolderTransport, SmtpConfig, SmtpTransport, Transport
 from duban.resources import bundled
 from duban.settings import Settings
@@ -140,6 +141,21 @@ class App:
             stop=stop,
         )
 
+    def claim(self, holder: str) -> str | None:
+        """Take the scheduler lease for `holder` before anything else is written: None when
+        taken, else who holds it (and nothing was changed).
+
+        The lease's table and row are the same in every schema revision (0001 on), and an
+        earlier release's running scheduler renews that very row, so a database of any
+        revision is claimed as it is, before it is upgraded: an old scheduler at work keeps
+        this release off its database. Only an empty database gets its schema first: there
+        is nothing in it to lose, and the lease lives in it. A database at a revision this
+        release does not know raises SchemaAhead, untouched.
+        """
+        if self.store.require_known() is None:
+            self.store.upgrade()
+        return lease.acquire(self.store, holder=holder)
+
     def init(
         self,
         *,
@@ -147,24 +163,51 @@ class App:
         load: bool = True,
         adopted: date | None = None,
         actor: str = "system",
+        holder: str | None = None,
     ) -> SyncReport | None:
         """Create or upgrade the schema and (re)load the configured plans; safe to repeat.
 
         The catalog is validated before the database is touched, so a bad file changes nothing.
+        Then the scheduler lease is taken (`claim`) for the whole init, unless the caller holds
+        it already as `holder` (`duban run`): while another scheduler holds it the init raises
+        SchedulerBusy, having changed nothing, so neither a running `duban run` or Prefect
+        deployment of this release nor an earlier release's sees its schema, catalogue or
+        adoption change under it.
         A plan already stored whose file changed is held, not applied (`duban plan apply`).
-        The first init adopts duban on `now`'s local day unless `adopted` says otherwise;
-        `adopted` on a later init moves the date (audited).
+        The first init adopts duban on the day `adoption.evidence_day` gives (a new
+        database: `now`'s local day; one an earlier release wrote: the earliest day it holds
+        evidence of, so an upgrade withdraws nothing) unless `adopted` says otherwise;
+        `adopted` on a later init moves the date (audited; earlier reopens, later withdraws).
         """
         catalog = self.catalog() if load else None
+        if holder is not None:
+            return self._init(now=now, catalog=catalog, adopted=adopted, actor=actor)
+        holder = lease.holder_name("duban init")
+        other = self.claim(holder)
+        if other is not None:
+            raise SchedulerBusy(
+                f"another scheduler is running on this database: {other}; stop it first "
+                "(or wait for its lease to expire), then run duban init again; nothing was "
+                "changed"
+            )
+        with lease.held(self.store, holder=holder):
+            return self._init(now=now, catalog=catalog, adopted=adopted, actor=actor)
+
+    def _init(
+        self, *, now: datetime, catalog: Catalog | None, adopted: date | None, actor: str
+    ) -> SyncReport | None:
+        """`init`'s work, under the lease: upgrade, sync, adoption, in that order."""
         self.store.upgrade()
         with self.store.write() as session:
             first = adoption.adopted_on(session) is None
-            today = adoption.first_load_day(session, local_date(now, self.settings.tz))
+            evidence = adoption.evidence_day(
+                session, today=local_date(now, self.settings.tz), tz=self.settings.tz
+            )
             report = None
             if catalog is not None:
                 report = sync_catalog(session, catalog, now=now, actor=actor, amend=False)
             stored = adoption.adopted_on(session)
-            day = adopted or stored or today
+            day = adopted or stored or evidence
             adopting = adoption.set_adopted(session, day, now=now, actor=actor)
         if report is None:
             return None

@@ -18,8 +18,12 @@ DubanError
 │   ├── BadCsrf                   a state-changing request without the session's CSRF token
 │   └── AuthError                 sign-in refused: wrong name or password, or disabled
 │       └── Throttled             … too many failed sign-ins; the password was not checked
-├── StoreError                    the database cannot be reached or is not initialised
-└── SchedulerBusy                 another `duban run` already holds the scheduler lease
+├── StoreError                    the database cannot be reached
+├── SchemaMismatch                the database's schema is not the one this duban works on
+│   ├── NotInitialised            … there is no schema yet: run `duban init`
+│   ├── SchemaBehind              … an older one: run `duban init` to upgrade it
+│   └── SchemaAhead               … a newer one, written by a later release: upgrade duban
+└── SchedulerBusy                 another scheduler (`duban run`, Prefect) holds the lease
 """
 
 from __future__ import annotations
@@ -174,8 +178,29 @@ class Throttled(AuthError):
 
 
 class StoreError(DubanError):
-    """The database could not be reached or is not initialised."""
+    """The database could not be reached (transient: the scheduler retries it)."""
+
+
+class SchemaMismatch(DubanError):
+    """Raised before anything is read or written when the database's schema (its Alembic
+    revision) is not the one this release's code works on. Not transient: retrying cannot
+    help, so the scheduler does not retry it (unlike StoreError)."""
+
+
+class NotInitialised(SchemaMismatch):
+    """The database holds no duban schema yet: `duban init` creates it."""
+
+
+class SchemaBehind(SchemaMismatch):
+    """The database was written by an earlier release: `duban init` upgrades it (under the
+    scheduler lease, so no running scheduler of the old release sees it change)."""
+
+
+class SchemaAhead(SchemaMismatch):
+    """The database is at a revision this release does not know: a later release upgraded
+    it, and this one must not write to it. Install the later release."""
 
 
 class SchedulerBusy(DubanError):
-    """Raised when another scheduler already holds the lease on this database."""
+    """Raised when another scheduler (`duban run`, Prefect flows, or a `duban init` at work)
+    holds the lease on this database; nothing was changed."""

@@ -7,10 +7,13 @@ anything missed); a sweep job queues reminders and escalations. Delivery runs in
 thread (`Deliverer`), so a slow or unreachable mail server never holds up a sweep, and a
 sweep never waits for mail; the lease that keeps this process the only scheduler on the
 database is renewed from its own thread too (`LeaseKeeper`), from the moment it is taken,
-through the start-up catch-up. At start-up it reconciles once, which is the catch-up after
-downtime. All state is in the database, so killing the process at any moment loses nothing;
-SIGTERM stops it within a few seconds (the message being sent is finished first, for at most
-`STOP_GRACE`). A database that cannot be reached is retried, with one log line per outage.
+through the start-up catch-up. At start-up it takes the lease first, then upgrades the schema
+and loads the plans (`App.init`), then reconciles once, which is the catch-up after downtime:
+a start refused because another scheduler holds the lease (an earlier release's too: its
+lease is the same row) has changed nothing. All state is in the database, so killing the
+process at any moment loses nothing; SIGTERM stops it within a few seconds (the message being
+sent is finished first, for at most `STOP_GRACE`). A database that cannot be reached is
+retried, with one log line per outage.
 """
 
 from __future__ import annotations
@@ -123,9 +126,19 @@ def until_reachable(
             return None
 
 
-def start_database(app: App, clock: Clock) -> SyncReport | None:
-    """Create or upgrade the schema and load the plans, waiting for the database if needed."""
-    return until_reachable(lambda: app.init(now=clock()), database_outage())
+def start_database(app: App, clock: Clock, holder: str) -> SyncReport | None:
+    """Upgrade the schema and load the plans under `holder`'s lease, waiting for the database
+    if needed."""
+    report = until_reachable(lambda: app.init(now=clock(), holder=holder), database_outage())
+    if report:
+        log.info(
+            "database %s: %d plans, %d obligations, %d organizations",
+            app.store.where,
+            report.plans,
+            report.obligations,
+            report.organizations,
+        )
+    return report
 
 
 class LeaseKeeper(threading.Thread):
@@ -294,14 +307,13 @@ class Server(Protocol):
 def run(app: App, clock: Clock, serve: Server | None = None) -> None:
     """Run until interrupted. Raises SchedulerBusy if another scheduler holds the lease.
 
-    With `serve`, the scheduler runs in the background and `serve.run()` holds the foreground
-    (the web UI); stopping either stops both.
+    The lease is taken before anything else is written (`App.claim`); the schema is upgraded
+    and the plans loaded under it (`start_database`), renewed all along. With `serve`, the
+    scheduler runs in the background and `serve.run()` holds the foreground (the web UI);
+    stopping either stops both.
     """
     holder = holder_name()
-    other = until_reachable(
-        lambda: lease.acquire(app.store, holder=holder, ttl=lease.DEFAULT_TTL),
-        database_outage(),
-    )
+    other = until_reachable(lambda: app.claim(holder), database_outage())
     if other is not None:
         raise SchedulerBusy(
             f"another scheduler is running on this database: {other}; "
@@ -321,6 +333,7 @@ def run(app: App, clock: Clock, serve: Server | None = None) -> None:
     keeper.start()
     deliverer = Deliverer(app, clock, stop)
     try:
+        start_database(app, clock, holder)
         _catch_up(app, clock, stop)
         if stop.is_set():
             return

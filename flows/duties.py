@@ -126,6 +126,10 @@ _apps: dict[str, App] = {}
 def engine_app() -> App:
     """duban wired from the worker's settings (`DUBAN_*`, duban.toml), holding the lease.
 
+    A database at another schema than this release's is refused first (SchemaBehind: run
+    `duban init`; SchemaAhead: upgrade the workers), without taking the lease: an upgrade by
+    `duban init` must not find Prefect in its way because a flow run of this release started.
+
     A worker starts a process per flow run, but a process that runs many (a test, the
     benchmark, `flow.serve`) keeps one App per configuration: its connection pool and the
     parsed calendar are reused, not rebuilt for every run.
@@ -135,6 +139,7 @@ def engine_app() -> App:
     app = _apps.get(key)
     if app is None:
         app = _apps[key] = App(settings=settings)
+    app.store.require_schema()
     claim_database(app)
     return app
 

@@ -134,7 +134,8 @@ def init(
     ] = None,
     actor: ActorOption = None,
 ) -> None:
-    """Create or upgrade the database and load the configured plans and organizations."""
+    """Create or upgrade the database and load the configured plans and organizations
+    (refused, changing nothing, while a scheduler holds the lease)."""
     ctx = _app()
     with errors():
         report = ctx.init(
@@ -240,8 +241,6 @@ def plan_diff(file: PlanFileArg, now: NowOption = None) -> None:
     ctx = _app()
     with errors():
         catalog = load_catalog([file], ctx.settings.org_files, ctx.calendar)
-        if not ctx.store.is_initialised():
-            fail("the database is not initialised; run `duban init` first")
         found = amend.diff(
             ctx.store, catalog, calendar=ctx.calendar, now=parse_moment(now, ctx), tz=ctx.tz
         )
@@ -261,8 +260,6 @@ def plan_apply(
     ctx = _app()
     with errors():
         catalog = load_catalog([file], ctx.settings.org_files, ctx.calendar)
-        if not ctx.store.is_initialised():
-            fail("the database is not initialised; run `duban init` first")
         report = amend.apply(
             ctx.store,
             catalog,
@@ -340,8 +337,6 @@ def tick(now: NowOption = None) -> None:
     ctx = _app()
     with errors():
         moment = parse_moment(now, ctx)
-        if not ctx.store.is_initialised():
-            fail("the database is not initialised; run `duban init` first")
         recalendared = ctx.sync_calendar(moment, actor="cli:tick")
         with Progress(console=err, transient=True) as bar:
             job = bar.add_task("materializing", total=None)
@@ -378,7 +373,8 @@ def print_calendar_warning(ctx: App, moment: datetime) -> None:
 
 @app.command()
 def run() -> None:
-    """Run the embedded scheduler on this database (initialising it if needed)."""
+    """Run the embedded scheduler on this database (initialising or upgrading it first, once
+    it holds the scheduler lease)."""
     from duban import scheduler
 
     logging.basicConfig(
@@ -390,15 +386,6 @@ def run() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ctx = _app()
     with errors():
-        report = scheduler.start_database(ctx, clock=lambda: datetime.now(UTC))
-        if report:
-            log.info(
-                "database %s: %d plans, %d obligations, %d organizations",
-                ctx.store.engine.url.render_as_string(hide_password=True),
-                report.plans,
-                report.obligations,
-                report.organizations,
-            )
         server = None
         if ctx.settings.web:
             from duban.web.app import WebServer
@@ -755,10 +742,10 @@ def web(
     with errors():
         if not ctx.store.is_initialised():
             ctx.init(now=datetime.now(UTC))
-    host = host or ctx.settings.web_host
-    port = port or ctx.settings.web_port
-    log.info("web UI on http://%s:%d/ (API schema at /openapi.json)", host, port)
-    if not users.has_admin(ctx.store):
-        log.warning("no administrator yet: duban user add NAME --role admin --password-stdin")
-    with errors():
+        ctx.store.require_schema()  # an older or newer schema: refused before serving
+        host = host or ctx.settings.web_host
+        port = port or ctx.settings.web_port
+        log.info("web UI on http://%s:%d/ (API schema at /openapi.json)", host, port)
+        if not users.has_admin(ctx.store):
+            log.warning("no administrator yet: duban user add NAME --role admin --password-stdin")
         serve_workers(ctx, host, port, workers or ctx.settings.web_workers)

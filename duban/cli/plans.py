@@ -32,6 +32,11 @@ def print_init(out: Console, report: SyncReport) -> None:
             out.print(f"adoption moved 启用日期变更 {adoption.previous} → {adoption.adopted}")
         else:
             out.print(f"adopted 启用日期 {adoption.adopted}")
+        if adoption.reopened:
+            out.print(
+                f"  {adoption.reopened} tasks withdrawn for an earlier adoption day are owed "
+                "again and were reopened"
+            )
         if adoption.withdrawn:
             out.print(
                 f"  {adoption.withdrawn} open tasks fell due before it and were closed as withdrawn"

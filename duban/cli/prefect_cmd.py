@@ -58,8 +58,7 @@ def deploy(
         )
     ctx = App()
     try:
-        if not ctx.store.is_initialised():
-            _fail("the database is not initialised; run `duban init` first")
+        ctx.store.require_schema()
         wanted = wanted_deployments(ctx)
         with get_client(sync_client=True) as client:
             report = apply(client, wanted, pool)

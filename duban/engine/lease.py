@@ -5,14 +5,21 @@ start-up catch-up too); a crashed holder's lease expires, so nothing needs clean
 hand. Expiry is dated and judged by the database's clock (see `duban.engine.dbclock`), so
 machines whose clocks differ agree on it. A holder named like `holder_name()` on this very
 host whose process is gone is taken over at once: a restart after `kill -9` need not wait.
-Works the same on SQLite and PostgreSQL (one row, conditional writes).
+Works the same on SQLite and PostgreSQL (one row, conditional writes), and on every schema
+revision: the table has not changed since the first (0001), and an earlier release's scheduler
+holds the same row, so `duban run` and `duban init` take the lease before they upgrade, and an
+old release's running scheduler keeps a new release off the database (see `App.claim`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +29,8 @@ from duban.engine.dbclock import db_now
 from duban.store.db import Store
 from duban.store.dialect import insert_for
 from duban.store.models import SchedulerLease
+
+log = logging.getLogger("duban.lease")
 
 LEASE_NAME = "scheduler"
 DEFAULT_TTL = timedelta(seconds=90)
@@ -58,7 +67,7 @@ def acquire(
     not used: a caller's clock may differ from the others'.
     """
     del now
-    with store.write() as session:
+    with store.write(any_schema=True) as session:
         stamp = db_now(session)
         insert = insert_for(session)
         session.execute(
@@ -84,13 +93,42 @@ def release(
 ) -> None:
     """Give the lease up at once (if still ours). `now` is not used (see `acquire`)."""
     del now
-    with store.write() as session:
+    with store.write(any_schema=True) as session:
         stamp = db_now(session)
         session.execute(
             update(SchedulerLease)
             .where(SchedulerLease.name == name, SchedulerLease.holder == holder)
             .values(expires_at=stamp)
         )
+
+
+@contextmanager
+def held(store: Store, *, holder: str, ttl: timedelta = DEFAULT_TTL) -> Iterator[None]:
+    """Keep `holder`'s lease (taken already) renewed from a thread every third of `ttl`
+    while the block runs, and release it at the end: for a `duban init`, whose upgrade of a
+    large database may outlast one time to live. A renewal that fails (the database busy
+    with the migration, or unreachable) is tried again at the next turn."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(ttl.total_seconds() / 3):
+            try:
+                other = acquire(store, holder=holder, ttl=ttl)
+            except Exception as exc:  # a renewal is retried, never fatal
+                log.warning("cannot renew the scheduler lease: %s; retrying", exc)
+                continue
+            if other is not None:
+                log.error("lost the scheduler lease to %s", other)
+                return
+
+    keeper = threading.Thread(target=renew, name="duban-lease-held", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
+        release(store, holder=holder)
 
 
 def _dead_here(holder: str) -> bool:

@@ -97,8 +97,11 @@ class SecurityHeaders:
 
 def from_settings() -> FastAPI:
     """The app built from the environment and duban.toml (as the CLI builds it): what each
-    worker process of a multi-process server calls (`duban web --workers N`)."""
-    return create_app(App())
+    worker process of a multi-process server calls (`duban web --workers N`). A database at
+    another schema than this release's is refused here, at the worker's start."""
+    app = App()
+    app.store.require_schema()
+    return create_app(app)
 
 
 def server_options(app: App, host: str, port: int) -> dict[str, Any]:

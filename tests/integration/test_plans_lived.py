@@ -303,7 +303,6 @@ def test_receiver_accepts_and_rejects_over_http(loaded: Store, calendar, tmp_pat
     materialize(loaded, calendar=calendar, now=clock.now, tz=TZ)
     app = App(settings=Settings(evidence_dir=tmp_path / "ev", base_url="http://testserver"))
     app.__dict__["store"] = loaded
-    app.__dict__["calendar"] = calendar
     for name, org in [("ygzx", "xf-ygzx"), ("fy", "xf-wjw-fy"), ("rmyy", "xf-rmyy")]:
         users.add_user(
             loaded, name=name, role="institution", org=org, password=PASSWORD, now=clock.now

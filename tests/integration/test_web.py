@@ -51,7 +51,6 @@ def site(mini: Store, calendar, tmp_path: Path):  # type: ignore[no-untyped-def]
     )
     app = App(settings=settings)
     app.__dict__["store"] = mini
-    app.__dict__["calendar"] = calendar
     clock = Clock("2022-07-06")
     materialize(mini, calendar=calendar, now=clock.now, tz=TZ)
     for name, role, org in [

@@ -149,7 +149,6 @@ def test_forwarded_addresses_are_ignored_unless_the_proxy_is_trusted(tmp_path, m
         )
         app = App(settings=settings)
         app.__dict__["store"] = mini
-        app.__dict__["calendar"] = calendar
         port = free_port()
         server = WebServer(app, "127.0.0.1", port)
         thread = threading.Thread(target=server.run, daemon=True)

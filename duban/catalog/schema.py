@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from duban.domain.due import month_day_problem
+
 CODE = r"^[a-z0-9][a-z0-9-]*$"
 CODE_RE = re.compile(CODE)
 
@@ -119,6 +121,21 @@ class DateSpec(DueBase):
     on: date
 
 
+class MonthDaySpec(DueBase):
+    """Every year on month-day ("每年6月30日前" → month: 6, day: 30); see due.MonthDay."""
+
+    kind: Literal["month_day"]
+    month: int = Field(ge=1, le=12)
+    day: int = Field(ge=1, le=31)
+
+    @model_validator(mode="after")
+    def _every_year(self) -> MonthDaySpec:
+        problem = month_day_problem(self.month, self.day)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+
 class WorkingDaysAfterSpec(DueBase):
     kind: Literal["working_days_after"]
     days: int = Field(ge=1, le=366)
@@ -140,6 +157,7 @@ DueSpec = Annotated[
     | EndOfFirstMonthSpec
     | DayOfNextMonthSpec
     | DateSpec
+    | MonthDaySpec
     | WorkingDaysAfterSpec
     | DaysAfterSpec
     | MonthsAfterSpec,

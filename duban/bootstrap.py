@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 
 from duban.catalog.calendar import load_calendar
+from duban.catalog.contacts import unreachable_steps
 from duban.catalog.loader import Catalog, load_catalog
 from duban.domain.due import local_date
 from duban.domain.workdays import WorkdayCalendar
@@ -92,7 +93,8 @@ class App:
         The catalog is validated before the database is touched, so a bad file changes nothing.
         A plan already stored whose file changed is held, not applied (`duban plan apply`).
         The first init adopts duban on `now`'s local day unless `adopted` says otherwise;
-        `adopted` on a later init moves the date (audited).
+        `adopted` on a later init moves the date (audited). The report lists the ladder steps
+        some organizations cannot receive (duban.catalog.contacts), for duties still owed.
         """
         catalog = self.catalog() if load else None
         self.store.upgrade()
@@ -105,6 +107,7 @@ class App:
             stored = adoption.adopted_on(session)
             day = adopted or stored or today
             adopting = adoption.set_adopted(session, day, now=now, actor=actor)
-        if report is None:
+        if report is None or catalog is None:
             return None
-        return replace(report, adoption=adopting, first_init=first)
+        unreachable = tuple(unreachable_steps(catalog, adopted=day))
+        return replace(report, adoption=adopting, first_init=first, unreachable=unreachable)

@@ -54,6 +54,8 @@ class LoadedObligation:
 
     def spec_json(self) -> dict[str, Any]:
         data = self.spec.model_dump(mode="json", by_alias=True)
+        if data.get("records_event") is None:
+            data.pop("records_event", None)  # absent as before it existed: hashes unchanged
         data["reminders"] = (self.spec.reminders or self.defaults.reminders).model_dump(mode="json")
         data["escalation"] = [
             e.model_dump(mode="json") for e in (self.spec.escalation or self.defaults.escalation)
@@ -224,6 +226,14 @@ def _check_obligation(
                 [*at, "recurrence", "event"],
                 f"unknown event kind {spec.recurrence.event!r}; declare it "
                 f"under 'events' (known: {', '.join(sorted(events))})",
+            )
+        )
+    if spec.records_event is not None and spec.records_event.kind not in events:
+        problems.append(
+            index.problem(
+                [*at, "records_event", "kind"],
+                f"unknown event kind {spec.records_event.kind!r}; declare it under 'events' "
+                f"(known: {', '.join(sorted(events)) or 'none'})",
             )
         )
     window = spec.valid or header.valid

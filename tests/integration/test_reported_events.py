@@ -10,30 +10,16 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from duban.catalog.loader import load_catalog
 from duban.domain.tasks import Action
 from duban.engine import actions
-from duban.engine.adoption import set_adopted
 from duban.engine.materialize import materialize
-from duban.engine.sync import sync_catalog
 from duban.errors import DubanError, StateError
 from duban.store import audit
 from duban.store.db import Store
 from duban.store.models import AuditEvent, Event, ObligationRow, Organization, Task
-from tests.conftest import ADOPTED, FIXTURES
 from tests.integration.helpers import TZ, at
 
 MEETING, REPORT = "party-meeting", "party-meeting-report"
-
-
-@pytest.fixture
-def party(store: Store, calendar) -> Store:
-    catalog = load_catalog([FIXTURES / "party-plan.yaml"], [FIXTURES / "party-orgs.yaml"], calendar)
-    with store.write() as session:
-        sync_catalog(session, catalog, now=at("2022-01-01"))
-        set_adopted(session, ADOPTED, now=at("2022-01-01"), actor="test")
-    materialize(store, calendar=calendar, now=at("2022-07-06"), tz=TZ)
-    return store
 
 
 def task_of(store: Store, org: str, duty: str, period: str | None = None) -> Task | None:

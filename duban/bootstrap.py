@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 from duban.catalog.calendar import load_calendar
+from duban.catalog.contacts import unreachable_steps
 from duban.catalog.loader import Catalog, load_catalog
 from duban.domain.due import local_date
 from duban.domain.workdays import WorkdayCalendar
@@ -178,6 +179,8 @@ class App:
         database: `now`'s local day; one an earlier release wrote: the earliest day it holds
         evidence of, so an upgrade withdraws nothing) unless `adopted` says otherwise;
         `adopted` on a later init moves the date (audited; earlier reopens, later withdraws).
+        The report lists the ladder steps some organizations cannot receive
+        (duban.catalog.contacts), for duties still owed.
         """
         catalog = self.catalog() if load else None
         if holder is not None:
@@ -209,6 +212,7 @@ class App:
             stored = adoption.adopted_on(session)
             day = adopted or stored or evidence
             adopting = adoption.set_adopted(session, day, now=now, actor=actor)
-        if report is None:
+        if report is None or catalog is None:
             return None
-        return replace(report, adoption=adopting, first_init=first)
+        unreachable = tuple(unreachable_steps(catalog, adopted=day))
+        return replace(report, adoption=adopting, first_init=first, unreachable=unreachable)

@@ -138,6 +138,8 @@ def start_database(app: App, clock: Clock, holder: str) -> SyncReport | None:
             report.obligations,
             report.organizations,
         )
+        for item in report.unreachable:
+            log.warning("%s", item)
     return report
 
 

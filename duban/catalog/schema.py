@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from duban.domain.due import month_day_problem
+
 CODE = r"^[a-z0-9][a-z0-9-]*$"
 CODE_RE = re.compile(CODE)
 
@@ -119,6 +121,21 @@ class DateSpec(DueBase):
     on: date
 
 
+class MonthDaySpec(DueBase):
+    """Every year on month-day ("每年6月30日前" → month: 6, day: 30); see due.MonthDay."""
+
+    kind: Literal["month_day"]
+    month: int = Field(ge=1, le=12)
+    day: int = Field(ge=1, le=31)
+
+    @model_validator(mode="after")
+    def _every_year(self) -> MonthDaySpec:
+        problem = month_day_problem(self.month, self.day)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+
 class WorkingDaysAfterSpec(DueBase):
     kind: Literal["working_days_after"]
     days: int = Field(ge=1, le=366)
@@ -140,6 +157,7 @@ DueSpec = Annotated[
     | EndOfFirstMonthSpec
     | DayOfNextMonthSpec
     | DateSpec
+    | MonthDaySpec
     | WorkingDaysAfterSpec
     | DaysAfterSpec
     | MonthsAfterSpec,
@@ -266,6 +284,16 @@ class FormSpec(Strict):
         return self
 
 
+class RecordsEvent(Strict):
+    """The duty's submission records an event: the institution enters its date (the day the
+    meeting was held) and duban records the event for that institution, which starts the
+    duties counted from it (`recurrence: {kind: event, event: KIND}`)."""
+
+    kind: str = Field(pattern=CODE)  # an event kind declared under the plan's `events:`
+    label: str = Field(min_length=1, max_length=100)  # the date field's label, Chinese first
+    label_en: str | None = Field(default=None, max_length=100)
+
+
 class ObligationSpec(Strict):
     id: str = Field(pattern=CODE)
     title: str = Field(min_length=1)
@@ -284,6 +312,8 @@ class ObligationSpec(Strict):
     # the organization the text says receives the submission; its users review it
     submit_to: str | None = Field(default=None, pattern=CODE)
     rhythm: Rhythm | None = None  # whether the text fixes the rhythm or it was chosen
+    # submitting a task of this duty records this event, on the date the institution enters
+    records_event: RecordsEvent | None = None
     # for county staff, Chinese first: what the evidence must show, how the deadline was read
     note: str | None = None
 
@@ -301,6 +331,15 @@ class ObligationSpec(Strict):
             )
         if self.recurrence.kind == "once" and self.due.kind != "date":
             raise ValueError("a one-off duty (recurrence kind: once) needs due kind: date")
+        if (
+            self.records_event is not None
+            and is_event
+            and (self.records_event.kind == getattr(self.recurrence, "event", None))
+        ):
+            raise ValueError(
+                "a duty cannot record the event it is counted from "
+                f"({self.records_event.kind}): each submission would start the duty again"
+            )
         if any(s.event_org for s in self.responsible) and not is_event:
             raise ValueError("event_org only makes sense for recurrence kind: event")
         return self

@@ -24,6 +24,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from duban.bootstrap import App
+from duban.catalog.contacts import unreachable_steps
 from duban.catalog.expand import planned_tasks
 from duban.catalog.loader import load_catalog
 from duban.cli import plans
@@ -175,7 +176,8 @@ def plan_check(
         typer.Option("--orgs", help="Organization files (default: the configured ones)."),
     ] = None,
 ) -> None:
-    """Validate plan files; every problem names the file, line and field."""
+    """Validate plan files; every problem names the file, line and field. Warns about the
+    organizations a ladder step cannot reach (a contact they, or their parent, lack)."""
     ctx = _app()
     with errors():
         catalog = load_catalog(files, orgs or ctx.settings.org_files, ctx.calendar)
@@ -191,6 +193,7 @@ def plan_check(
                 "provisional (weekends and statutory holidays); import the notice with "
                 "`duban calendar import NOTICE.txt` when it is published"
             )
+    plans.print_unreachable(out, unreachable_steps(catalog))
 
 
 @plan_app.command("show")
@@ -357,6 +360,8 @@ def tick(now: NowOption = None) -> None:
     for code, n in sorted(report.by_obligation.items()):
         out.print(f"  {code}: +{n}")
     out.print(f"sweep: {swept.marks} ladder steps reached, {swept.messages} messages enqueued")
+    for skipped in swept.skipped:
+        out.print(f"  warning 提醒无法送达: {skipped}; nobody was told", soft_wrap=True)
     out.print(f"deliver ({transport.describe()}): {delivered.summary()}")
     for line in delivered.errors:
         err.print(f"  {line}", markup=False)
@@ -454,21 +459,50 @@ def task_submit(
     note: Annotated[
         str | None, typer.Option(help="Attach this note as evidence before submitting.")
     ] = None,
+    on: Annotated[
+        str | None,
+        typer.Option(
+            "--on",
+            help="The date the event this duty records happened (YYYY-MM-DD), e.g. the "
+            "day the meeting was held; required for such a duty (records_event).",
+        ),
+    ] = None,
     now: NowOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """Submit a task (with a note as evidence)."""
-    if note:
-        ctx = _app()
-        with errors():
+    """Submit a task (with a note as evidence); a duty that records an event takes --on."""
+    ctx = _app()
+    with errors():
+        moment = parse_moment(now, ctx)
+        occurred = _day(on) if on is not None else None
+        if note:
             actions.add_note(
-                ctx.store,
-                task_id=task_id,
-                note=note,
-                actor=actor_name(actor),
-                now=parse_moment(now, ctx),
+                ctx.store, task_id=task_id, note=note, actor=actor_name(actor), now=moment
             )
-    _act(task_id, Action.SUBMIT, actor, now)
+        done = actions.submit(
+            ctx.store,
+            task_id=task_id,
+            actor=actor_name(actor),
+            now=moment,
+            tz=ctx.tz,
+            calendar=ctx.calendar,
+            occurred_on=occurred,
+        )
+    out.print(f"task {task_id}: {done.state.value}")
+    rec = done.recorded
+    if rec is None:
+        return
+    if rec.corrected_from is not None:
+        out.print(
+            f"event {rec.event_id} ({rec.kind}) corrected {rec.corrected_from} → "
+            f"{rec.occurred_on}; {rec.retimed} open tasks retimed, {rec.created} created"
+        )
+    else:
+        out.print(
+            f"event {rec.event_id} ({rec.kind}) on {rec.occurred_on}: {rec.created} tasks created"
+        )
+    for view in list_tasks(ctx.store, now=moment, tz=ctx.tz, event=rec.event_id):
+        out.print(f"  task {view['id']}: {view['org']} {view['obligation']} due {view['due']}")
 
 
 @task_app.command("accept")

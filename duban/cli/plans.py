@@ -11,6 +11,7 @@ from datetime import date
 from rich.console import Console
 from rich.table import Table
 
+from duban.catalog.contacts import Unreachable
 from duban.catalog.expand import PlannedTask
 from duban.catalog.loader import Catalog
 from duban.engine.amend import ApplyReport, PlanDiff
@@ -41,11 +42,18 @@ def print_init(out: Console, report: SyncReport) -> None:
             out.print(
                 f"  {adoption.withdrawn} open tasks fell due before it and were closed as withdrawn"
             )
+    print_unreachable(out, report.unreachable)
     for plan in report.held:
         out.print(
             f"plan {plan} changed since it was applied (方案文件已修改，未自动生效); see what "
             f"would change with `duban plan diff FILE` and apply it with `duban plan apply FILE`"
         )
+
+
+def print_unreachable(out: Console, found: Iterable[Unreachable]) -> None:
+    """Warnings, not errors: the organizations a ladder step cannot reach, and why."""
+    for item in found:
+        out.print(f"warning 提醒无法送达: {item}", soft_wrap=True)
 
 
 def print_owed(

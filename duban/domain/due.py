@@ -73,6 +73,46 @@ class FixedDate:
         return self.on
 
 
+MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # 29 February is refused
+
+
+def month_day_problem(month: int, day: int) -> str | None:
+    """Why (month, day) is not a day every year has, or None when it is."""
+    if not 1 <= month <= len(MONTH_DAYS):
+        return f"month {month} does not exist; use 1–12"
+    if (month, day) == (2, 29):
+        return (
+            "29 February exists only in leap years; use day: 28 (every year on 02-28) "
+            "or month: 3, day: 1"
+        )
+    last = MONTH_DAYS[month - 1]
+    if not 1 <= day <= last:
+        return f"month {month} has days 1–{last}, not {day}"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonthDay:
+    """Due on month `month`, day `day` ("每年6月30日前"): the first such day on or after the
+    period's first day. For a yearly period (a calendar year) that is M-D of the period's own
+    year, so period 2022 with 02-01 is due 2022-02-01 and 2023 is due 2023-02-01; for a
+    year-long RRULE period (FREQ=YEARLY, e.g. from 1 July) it is the first M-D of that year,
+    never before the period starts. One date a year: the plan loader refuses it with shorter
+    periods (monthly … half_yearly), one-off duties and events, and 29 February."""
+
+    month: int
+    day: int
+
+    def __post_init__(self) -> None:
+        problem = month_day_problem(self.month, self.day)
+        if problem is not None:
+            raise ValueError(problem)
+
+    def raw(self, period: Period, calendar: WorkdayCalendar) -> date:
+        day = date(period.start.year, self.month, self.day)
+        return day if day >= period.start else day.replace(year=day.year + 1)
+
+
 @dataclass(frozen=True, kw_only=True)
 class WorkingDaysAfter:
     """Due `days` Chinese working days after the event ("5个工作日内通报")."""
@@ -110,6 +150,7 @@ DueKind = (
     | EndOfFirstMonth
     | DayOfNextMonth
     | FixedDate
+    | MonthDay
     | WorkingDaysAfter
     | DaysAfter
     | MonthsAfter

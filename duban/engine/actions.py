@@ -15,6 +15,7 @@ from duban.domain.tasks import Action, TaskState, next_state
 from duban.domain.text import NOTE_MAX, REASON_MAX, clean_text
 from duban.domain.workdays import WorkdayCalendar
 from duban.engine.materialize import MaterializeReport, materialize
+from duban.engine.reported import Recorded, record_on_submit
 from duban.errors import DubanError, NotFound, StateError
 from duban.store import audit
 from duban.store.db import Store
@@ -147,10 +148,77 @@ def transition(
     actor: str,
     now: datetime,
     reason: str | None = None,
+    occurred_on: date | None = None,
+    tz: ZoneInfo | None = None,
+    calendar: WorkdayCalendar | None = None,
 ) -> TaskState:
-    """Apply `action` to the task; the state machine in duban.domain.tasks decides."""
+    """Apply `action` to the task; the state machine in duban.domain.tasks decides.
+
+    Submitting a task whose duty records an event (`records_event`) needs `occurred_on`, the
+    date the institution enters, and `tz` and `calendar` to create what is counted from it
+    (duban.engine.reported); `submit` returns that event too."""
+    return _apply(
+        store,
+        task_id=task_id,
+        action=action,
+        actor=actor,
+        now=now,
+        reason=reason,
+        occurred_on=occurred_on,
+        tz=tz,
+        calendar=calendar,
+    )[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submitted:
+    state: TaskState
+    recorded: Recorded | None  # the event the submission recorded, for a records_event duty
+
+
+def submit(
+    store: Store,
+    *,
+    task_id: int,
+    actor: str,
+    now: datetime,
+    tz: ZoneInfo,
+    calendar: WorkdayCalendar,
+    reason: str | None = None,
+    occurred_on: date | None = None,
+) -> Submitted:
+    """Submit the task for review, recording the event its duty asks the date of, if any."""
+    state, recorded = _apply(
+        store,
+        task_id=task_id,
+        action=Action.SUBMIT,
+        actor=actor,
+        now=now,
+        reason=reason,
+        occurred_on=occurred_on,
+        tz=tz,
+        calendar=calendar,
+    )
+    return Submitted(state=state, recorded=recorded)
+
+
+def _apply(
+    store: Store,
+    *,
+    task_id: int,
+    action: Action,
+    actor: str,
+    now: datetime,
+    reason: str | None,
+    occurred_on: date | None,
+    tz: ZoneInfo | None,
+    calendar: WorkdayCalendar | None,
+) -> tuple[TaskState, Recorded | None]:
     if reason is not None:
         reason = clean_text(reason, field="reason", max_length=REASON_MAX) or None
+    if occurred_on is not None and action is not Action.SUBMIT:
+        raise DubanError(f"only a submission enters a date, not {action.value}")
+    recorded = None
     with store.write() as session:
         task = _load_for_update(session, task_id)
         before = TaskState(task.state)
@@ -163,6 +231,15 @@ def transition(
                 raise StateError(
                     f"task {task.id} has no evidence yet; attach a file or a note before submitting"
                 )
+            recorded = record_on_submit(
+                session,
+                task,
+                occurred_on=occurred_on,
+                actor=actor,
+                now=now,
+                tz=tz,
+                calendar=calendar,
+            )
             task.submitted_at = now
             task.first_submitted_at = task.first_submitted_at or now
         elif action in (Action.ACCEPT, Action.REJECT):
@@ -170,6 +247,9 @@ def transition(
         task.reason = reason if action in (Action.REJECT, Action.WAIVE) else None
         task.state = after.value
         task.updated_at = now
+        data: dict[str, object] = {"from": before.value, "to": after.value, "reason": reason}
+        if recorded is not None:
+            data.update(event=recorded.event_id, occurred_on=recorded.occurred_on.isoformat())
         audit.record(
             session,
             now=now,
@@ -177,6 +257,6 @@ def transition(
             action=f"task.{action.value}",
             entity="task",
             entity_id=task.id,
-            data={"from": before.value, "to": after.value, "reason": reason},
+            data=data,
         )
-        return after
+    return after, recorded

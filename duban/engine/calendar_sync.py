@@ -34,7 +34,7 @@ from duban.domain.due import end_of_day, local_date
 from duban.domain.periods import Period
 from duban.domain.tasks import PENDING
 from duban.domain.workdays import ONE_DAY, WorkdayCalendar
-from duban.engine.materialize import obligation_from_spec
+from duban.engine.materialize import obligation_of
 from duban.errors import CalendarYearMissing
 from duban.store import audit
 from duban.store.changes import mark_change
@@ -198,7 +198,7 @@ def _rederive(
     for ob_id, spec_hash, key, start, end, due, count in groups:
         row, plan_code = rows[ob_id]
         spec = specs.get((ob_id, spec_hash), row.spec) if spec_hash else row.spec
-        ob = obligation_from_spec(spec, plan_code)
+        ob = obligation_of(spec, plan_code)
         new = ob.due_date(Period(start=start, end=end, key=key), calendar)
         if new == due or new < today:
             continue  # unchanged, or would fall in the past: what was announced stands

@@ -79,11 +79,11 @@ class MaterializeReport:
 
 def domain_obligation(row: ObligationRow, plan_code: str) -> Obligation:
     """Rebuild the domain object from the spec stored when the plan was loaded."""
-    return obligation_from_spec(row.spec, plan_code)
+    return obligation_of(row.spec, plan_code)
 
 
-def obligation_from_spec(stored: dict[str, Any], plan_code: str) -> Obligation:
-    """The domain object of a stored spec (a duty's current one, or a task's own version)."""
+def obligation_of(stored: dict[str, Any], plan_code: str) -> Obligation:
+    """The domain object of a stored spec (an obligation row's, or one of its versions)."""
     spec = s.ObligationSpec.model_validate(stored)
     valid = spec.valid
     assert valid is not None  # spec_json always stores the effective window
@@ -194,6 +194,99 @@ def _mark(
     )
 
 
+def _fill(
+    session: Session,
+    *,
+    row: ObligationRow,
+    ob: Obligation,
+    period: Period,
+    due: date,
+    event: Event | None,
+    fingerprint: str,
+    plan_version: str | None,
+    tz: ZoneInfo,
+    now: datetime,
+) -> int:
+    """Create one obligation-period's tasks, mark the period, audit what was created."""
+    created = _insert_tasks(
+        session,
+        obligation_id=row.id,
+        ob=ob,
+        period=period,
+        due=due,
+        tz=tz,
+        now=now,
+        event_id=event.id if event else None,
+        event_org_id=event.org_id if event else None,
+        plan_version=plan_version,
+        spec_hash=row.content_hash,
+    )
+    _mark(
+        session,
+        obligation_id=row.id,
+        key=period.key,
+        fingerprint=fingerprint,
+        created=created,
+        now=now,
+    )
+    if created:
+        audit.record(
+            session,
+            now=now,
+            actor="scheduler",
+            action="tasks.created",
+            entity="obligation",
+            entity_id=row.code,
+            data={"period": period.key, "due": due.isoformat(), "created": created},
+        )
+    return created
+
+
+def fill_event(
+    session: Session, event: Event, *, calendar: WorkdayCalendar, now: datetime, tz: ZoneInfo
+) -> int:
+    """Create the tasks of every active duty counted from `event`, in the caller's
+    transaction (a submission that records an event: duban.engine.reported), under the same
+    rules as `materialize` (window, adoption, version); returns how many were created.
+    Creating what exists already creates nothing."""
+    roster = roster_version(session)
+    adopted = adopted_on(session)
+    rows = session.scalars(
+        select(ObligationRow)
+        .where(ObligationRow.active, ObligationRow.event_kind == event.kind)
+        .order_by(ObligationRow.code)
+    ).all()
+    created = 0
+    for row in rows:
+        plan = session.get(Plan, row.plan_id)
+        assert plan is not None  # a foreign key
+        ob = domain_obligation(row, plan.code)
+        if not ob.valid_from <= event.occurred_on <= ob.valid_until or (
+            adopted is not None and ob.valid_until < adopted
+        ):
+            continue
+        period = event_period(event.id, event.occurred_on)
+        due = ob.due_date(period, calendar)
+        owed_from = max((d for d in (adopted, row.effective_from) if d is not None), default=None)
+        if owed_from is not None and due < owed_from:
+            continue
+        created += _fill(
+            session,
+            row=row,
+            ob=ob,
+            period=period,
+            due=due,
+            event=event,
+            fingerprint=_fingerprint(row, roster, adopted),
+            plan_version=plan.file_sha256,
+            tz=tz,
+            now=now,
+        )
+    if created:
+        mark_change(session)
+    return created
+
+
 def materialize(
     store: Store,
     *,
@@ -248,37 +341,19 @@ def materialize(
                 report.periods_skipped += 1  # fell due before adoption or this version
                 continue
             with store.write() as session:
-                created = _insert_tasks(
+                created = _fill(
                     session,
-                    obligation_id=row.id,
+                    row=row,
                     ob=ob,
                     period=period,
                     due=due,
-                    tz=tz,
-                    now=now,
-                    event_id=ev.id if ev else None,
-                    event_org_id=ev.org_id if ev else None,
-                    plan_version=versions.get(row.plan_id),
-                    spec_hash=row.content_hash,
-                )
-                _mark(
-                    session,
-                    obligation_id=row.id,
-                    key=period.key,
+                    event=ev,
                     fingerprint=fp,
-                    created=created,
+                    plan_version=versions.get(row.plan_id),
+                    tz=tz,
                     now=now,
                 )
                 if created:
-                    audit.record(
-                        session,
-                        now=now,
-                        actor="scheduler",
-                        action="tasks.created",
-                        entity="obligation",
-                        entity_id=row.code,
-                        data={"period": period.key, "due": due.isoformat(), "created": created},
-                    )
                     # last, so the row is held only while this commits (migration 0010)
                     mark_change(session)
             report.add(row.code, created)

@@ -21,6 +21,7 @@ from duban.domain.tasks import PENDING
 from duban.domain.workdays import WorkdayCalendar
 from duban.engine import outcomes, permissions
 from duban.engine.notices import plan_words
+from duban.engine.reported import date_label, recorded_event
 from duban.engine.taskview import Duty, task_row
 from duban.engine.users import Principal
 from duban.errors import CalendarYearMissing, Denied, NotFound
@@ -258,8 +259,10 @@ def task_detail(
                 select(Evidence).where(Evidence.task_id == task.id).order_by(Evidence.id)
             )
         )
+        spec = version.spec if version is not None else ob.spec
+        records = spec.get("records_event")
+        event = recorded_event(session, task, records["kind"]) if records else None
     today = local_date(now, tz)
-    spec = version.spec if version is not None else ob.spec
     row = task_row(task, Duty.of(ob.code, ob.title, spec), org.code, org.name, now, tz, calendar)
     uploaded = {e.kind for e in evidence}
     try:
@@ -281,6 +284,15 @@ def task_detail(
         may_review=permissions.may_review(who, receiver_org_id=ob.receiver_org_id),
         may_submit=permissions.may_submit(who, org_id=task.org_id),
         may_waive=permissions.may_waive(who),
+        # the date a submission enters (duban.engine.reported), and the one it entered
+        records_event=None
+        if records is None
+        else {
+            "kind": records["kind"],
+            "label": date_label(records),
+            "event_id": event.id if event else None,
+            "occurred_on": event.occurred_on.isoformat() if event else None,
+        },
         **plan_words(spec),
         evidence=[
             {

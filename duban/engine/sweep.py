@@ -12,6 +12,9 @@ Set-based and idempotent, like materialize:
    second sweep enqueues nothing.
 3. Once per ISO week each county-office contact gets a summary of what is overdue.
 
+4. A step with nobody to tell (a missing head, parent or office contact) is marked skipped
+   once per task and reported once per duty, step and organization (duban.engine.unreachable).
+
 Marks and messages are written in one transaction, so a crash leaves neither half.
 A task that is submitted, accepted or waived is never selected: no reminder for work done.
 """
@@ -19,7 +22,7 @@ A task that is submitted, accepted or waived is never selected: no reminder for 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,6 +45,7 @@ from duban.domain.due import local_date
 from duban.domain.ladder import ESCALATION, OVERDUE, REMINDER, Ladder, Step, current_ranges
 from duban.domain.tasks import PENDING, TaskState
 from duban.domain.workdays import WorkdayCalendar
+from duban.engine.unreachable import SKIPPED, Skipped, mark_unreachable
 from duban.store.db import Store
 from duban.store.dialect import insert_for
 from duban.store.models import (
@@ -64,6 +68,9 @@ MCH_SECTION = "mch-section"
 class SweepReport:
     marks: int = 0
     messages: int = 0
+    # steps newly skipped for want of a recipient (duban.engine.unreachable), one per
+    # duty, step and organization
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def ladder_of(spec: dict[str, Any]) -> Ladder:
@@ -277,7 +284,7 @@ def _messages_for_day(session: Session, *, today: date, now: datetime) -> int:
             literal(None, Outbox.step.type),
             *fixed,
         )
-        .where(m.day == today, _digest_only(m.recipient))
+        .where(m.day == today, m.kind != SKIPPED, _digest_only(m.recipient))
         .group_by(m.recipient)
     )
     queries: list[Any] = [escalations, reminders, chosen]
@@ -338,10 +345,22 @@ def sweep(
                     now=now,
                     office=office,
                 )
+                report.skipped += mark_unreachable(
+                    session,
+                    obligation_ids=ids,
+                    step=step,
+                    first=first,
+                    last=last,
+                    today=today,
+                    now=now,
+                    office=office,
+                )
         report.marks += _mark_rejections(session, today=today, now=now, catchup=catchup)
         report.messages += _messages_for_day(session, today=today, now=now)
         report.messages += _weekly_summaries(session, today=today, now=now)
     log.info(
         "sweep %s: %d steps reached, %d messages enqueued", today, report.marks, report.messages
     )
+    for skipped in report.skipped:
+        log.warning("sweep %s: %s; nobody was told", today, skipped)
     return report

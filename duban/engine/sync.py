@@ -19,6 +19,7 @@ from datetime import date, datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from duban.catalog.contacts import Unreachable
 from duban.catalog.loader import Catalog
 from duban.engine.adoption import AdoptionReport
 from duban.store import audit
@@ -45,6 +46,8 @@ class SyncReport:
     held: tuple[str, ...] = ()  # plans whose file changed and were not applied
     adoption: AdoptionReport | None = None  # set by `duban init`
     first_init: bool = False
+    # set by `duban init`: ladder steps that some organizations cannot receive (warnings)
+    unreachable: tuple[Unreachable, ...] = ()
 
 
 def roster_version(session: Session) -> str:

@@ -118,6 +118,20 @@ class ReasonBody(BaseModel):
     _clean = field_validator("reason", mode="before")(_clean_reason)
 
 
+class SubmitBody(ReasonBody):
+    """A submission: an optional remark, and the date of the event the duty records
+    (`records_event`: e.g. the day the meeting was held), required for such a duty."""
+
+    occurred_on: date | None = Field(
+        default=None,
+        ge=date(FIRST_YEAR, 1, 1),
+        le=date(LAST_YEAR, 12, 31),
+        description="the day the event the duty records happened (YYYY-MM-DD): required "
+        "when the task's records_event is set, refused otherwise; not in the future, not "
+        "before the task's period starts",
+    )
+
+
 class RequiredReason(BaseModel):
     """The reason a rejection or a waiver needs: the institution and the auditors read it.
     Plain text, at most REASON_MAX characters; blank is refused when the action is tried."""

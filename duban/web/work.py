@@ -4,7 +4,7 @@ task as the principal may see it, then calls the engine's action."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,16 @@ SLACK_BYTES = 1024 * 1024  # multipart framing and form fields beside the files
 
 
 def act(
-    app: App, who: Principal, task_id: int, action: Action, reason: str | None, now: datetime
+    app: App,
+    who: Principal,
+    task_id: int,
+    action: Action,
+    reason: str | None,
+    now: datetime,
+    occurred_on: date | None = None,
 ) -> str:
-    """Apply `action` if the rules let `who` do it; returns the task's new state."""
+    """Apply `action` if the rules let `who` do it; returns the task's new state. A
+    submission carries `occurred_on` when the duty records an event (duban.engine.reported)."""
     task = read.task_detail(
         app.store, who, task_id, now=now, tz=app.settings.tz, calendar=app.calendar
     )
@@ -36,9 +43,39 @@ def act(
             raise Denied("only an administrator waives")
     elif not permissions.may_review(who, receiver_org_id=task["receiver_org_id"]):
         raise Denied("only an administrator or the receiving institution reviews")
+    if action is Action.SUBMIT:
+        return actions.submit(
+            app.store,
+            task_id=task_id,
+            actor=who.actor,
+            now=now,
+            tz=app.settings.tz,
+            calendar=app.calendar,
+            reason=reason or None,
+            occurred_on=occurred_on,
+        ).state.value
     return actions.transition(
-        app.store, task_id=task_id, action=action, actor=who.actor, now=now, reason=reason or None
+        app.store,
+        task_id=task_id,
+        action=action,
+        actor=who.actor,
+        now=now,
+        reason=reason or None,
+        occurred_on=occurred_on,
     ).value
+
+
+def form_date(value: object, label: str) -> date | None:
+    """A date a page's form carries (`<input type=date>`: YYYY-MM-DD), empty meaning none."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    try:
+        if len(text) != len("2022-06-30"):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise DubanError(f"{label}: {text[:20]!r} is not a date; use YYYY-MM-DD") from None
 
 
 def check_length(app: App, content_length: str | None) -> None:

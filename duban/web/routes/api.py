@@ -3,6 +3,7 @@ pages, for scripts and other systems. Every error is an ErrorBody (duban.web.err
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Security
@@ -26,6 +27,7 @@ from duban.web.params import (
     ReasonBody,
     RequiredReason,
     State,
+    SubmitBody,
     TaskId,
     Year,
 )
@@ -133,10 +135,16 @@ async def api_evidence(request: Request, task_id: TaskId) -> Uploaded:
     return Uploaded(evidence=[StoredOut(**s.__dict__) for s in stored])
 
 
-def _perform(request: Request, task_id: int, action: Action, reason: str | None) -> ActionResult:
+def _perform(
+    request: Request,
+    task_id: int,
+    action: Action,
+    reason: str | None,
+    occurred_on: date | None = None,
+) -> ActionResult:
     who = require(request)
     check_csrf(request, None)
-    state = work.act(app_of(request), who, task_id, action, reason, now_of(request))
+    state = work.act(app_of(request), who, task_id, action, reason, now_of(request), occurred_on)
     return ActionResult(id=task_id, state=state)
 
 
@@ -144,9 +152,13 @@ ACTION_ERRORS = error_responses(400, 403, 404, 409)
 
 
 @router.post("/tasks/{task_id}/submit", tags=["tasks"], responses=ACTION_ERRORS)
-def api_submit(request: Request, task_id: TaskId, body: ReasonBody | None = None) -> ActionResult:
-    """Submit the task's evidence for review (institution or administrator)."""
-    return _perform(request, task_id, Action.SUBMIT, body.reason if body else None)
+def api_submit(request: Request, task_id: TaskId, body: SubmitBody | None = None) -> ActionResult:
+    """Submit the task's evidence for review (institution or administrator). A duty that
+    records an event (the task's `records_event`) needs `occurred_on`, the day it happened:
+    its event is recorded and the tasks counted from it are created at once."""
+    if body is None:
+        return _perform(request, task_id, Action.SUBMIT, None)
+    return _perform(request, task_id, Action.SUBMIT, body.reason, body.occurred_on)
 
 
 @router.post("/tasks/{task_id}/accept", tags=["tasks"], responses=ACTION_ERRORS)

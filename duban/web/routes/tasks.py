@@ -208,8 +208,17 @@ async def task_action(
     check_csrf(request, str(form.get("csrf", "")))
     reason = str(form.get("reason") or "").strip()
     try:
+        # the submit form's date field, for a duty that records an event (会议召开日期)
+        occurred_on = work.form_date(form.get("occurred_on"), "occurred_on")
         await run_in_threadpool(
-            work.act, app_of(request), who, task_id, VERBS[verb], reason, now_of(request)
+            work.act,
+            app_of(request),
+            who,
+            task_id,
+            VERBS[verb],
+            reason,
+            now_of(request),
+            occurred_on,
         )
     except (AccessError, NotFound):
         raise

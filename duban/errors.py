@@ -4,6 +4,7 @@ DubanError
 ├── CalendarError                 working-day data
 │   └── CalendarYearMissing       a date in a year the calendar does not cover
 ├── PlanError                     plan, organization or calendar files that do not validate
+├── RollRefused                   `duban plan roll` cannot write next year's draft
 ├── StateError                    a task transition the state machine does not allow
 ├── NotFound                      an id that names nothing
 ├── InvalidText                   user-written text too long, or with characters refused
@@ -81,6 +82,12 @@ class PlanError(DubanError):
         super().__init__(f"{count} {noun}; nothing was loaded:\n{lines}")
 
 
+class RollRefused(DubanError):
+    """Raised when `duban plan roll` cannot write next year's draft: the year does not move the
+    plan, the applied text is neither stored nor on disk as applied, or the output file exists
+    (without --force). The message says what to do; nothing was written."""
+
+
 class StateError(DubanError):
     """Raised for a task transition the state machine does not allow."""
 
@@ -88,10 +95,12 @@ class StateError(DubanError):
 class NotFound(DubanError):
     """Raised when an id, code or name names nothing."""
 
-    def __init__(self, what: str, key: object) -> None:
+    def __init__(self, what: str, key: object, hint: str = "") -> None:
         self.what = what
         self.key = key
-        super().__init__(f"no {what} by the id of {key!r} was found")
+        super().__init__(
+            f"no {what} by the id of {key!r} was found" + (f"; {hint}" if hint else "")
+        )
 
 
 class InvalidText(DubanError):

@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from duban.bootstrap import App
 from duban.domain.due import start_of_day
 from duban.domain.obligations import Obligation
-from duban.engine import lease, outbox
+from duban.engine import duties, lease, outbox
 from duban.engine.materialize import domain_obligation, materialize
 from duban.engine.sync import SyncReport
 from duban.errors import SchedulerBusy, StoreError
@@ -256,14 +256,18 @@ def build_scheduler(
                 )
             )
         )
-        obligations = [(r.code, domain_obligation(r, plans[r.plan_id])) for r in rows]
-    for code, ob in obligations:
+        # each duty by its plan and id (plans may share ids: duban.engine.duties)
+        obligations = [
+            (duties.qualified(plans[r.plan_id], r.code), domain_obligation(r, plans[r.plan_id]))
+            for r in rows
+        ]
+    for name, ob in obligations:
         scheduler.add_job(
             guarded(reconcile),
             PeriodStartTrigger(ob, tz),
-            args=[code],
-            id=code,
-            name=f"materialize {code}",
+            args=[name],
+            id=name,
+            name=f"materialize {name}",
         )
     scheduler.add_job(
         guarded(reconcile),

@@ -29,8 +29,14 @@ def test_adopted_inside_the_county_year_no_task_predates_it(tmp_path: Path) -> N
     listed = json.loads(duban("tasks", "--json", cwd=workdir).stdout)
     assert listed and min(t["due"] for t in listed) >= "2022-10-06"
     assert not [t for t in listed if t["obligation"].startswith("nhc18-")]
-    show = duban("plan", "show", "--org", "xf-zyy", cwd=workdir).stdout
+    show = duban("plan", "show", "--org", "xf-zyy", "--now", "2022-10-06", cwd=workdir).stdout
     assert "xf-2022-mch-safety-year (2022-04-01..2023-04-30): still owes" in show
+    # what a plan still owes is counted from today, not from adoption: years later, nothing
+    later = duban("plan", "show", "--now", "2024-06-01", cwd=workdir).stdout
+    assert (
+        "xf-2022-mch-safety-year (2022-04-01..2023-04-30): the window ended on 2023-04-30; "
+        "it owes nothing from 2024-06-01 on (方案已期满)"
+    ) in later
     # moving adoption is audited and closes what is no longer owed
     moved = duban("init", "--adopted", "2022-12-01", "--now", "2022-10-07", cwd=workdir).stdout
     assert "adoption moved 启用日期变更 2022-10-06 → 2022-12-01" in moved

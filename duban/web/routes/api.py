@@ -23,6 +23,7 @@ from duban.web.params import (
     MAX_OFFSET,
     PERIOD,
     OptionalCode,
+    OptionalDuty,
     ReasonBody,
     RequiredReason,
     State,
@@ -58,7 +59,7 @@ def api_me(request: Request) -> Me:
 def api_tasks(
     request: Request,
     org: OptionalCode = None,
-    obligation: OptionalCode = None,
+    obligation: OptionalDuty = None,
     period: Annotated[str | None, Query(pattern=PERIOD)] = None,
     tag: OptionalCode = None,
     state: State | None = None,

@@ -86,7 +86,7 @@ def plan_show(
         ):
             rows.setdefault((t.due, t.obligation, t.period.key), []).append(t.org)
     plans.print_ending(out, ending)
-    plans.print_standings(out, standing, adopted=adopted, today=today)
+    plans.print_standings(out, standing, adopted=adopted, today=today, tz=ctx.tz)
     titles = {d.ref: d.title for v in views for d in v.duties}
     table = Table("due 截止", "obligation 职责", "period 周期", "title 名称", "organizations 机构")
     for (due, code, key), who in sorted(rows.items()):

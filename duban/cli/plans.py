@@ -77,7 +77,12 @@ def print_ending(out: Console, ending: Iterable[EndingPlan]) -> None:
 
 
 def print_standings(
-    out: Console, standings: Iterable[Standing], *, adopted: date | None, today: date
+    out: Console,
+    standings: Iterable[Standing],
+    *,
+    adopted: date | None,
+    today: date,
+    tz: ZoneInfo,
 ) -> None:
     """Per plan: what it still owes from today on (and from adoption), or why nothing."""
     when = f"adopted {adopted}" if adopted else "not adopted yet: `duban init` adopts today"
@@ -87,7 +92,7 @@ def print_standings(
         p = st.plan
         head = f"{p.code} ({p.valid_from}..{p.valid_until})"
         if st.state == "withdrawn":
-            day = p.withdrawn_at.date() if p.withdrawn_at else "?"
+            day = p.withdrawn_at.astimezone(tz).date() if p.withdrawn_at else "?"
             out.print(
                 f"{head}: withdrawn 已撤销 on {day} ({p.withdrawn_reason}); it owes nothing "
                 "(`duban plan apply FILE` puts it in force again)"

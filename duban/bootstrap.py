@@ -14,8 +14,8 @@ from duban.catalog.contacts import unreachable_steps
 from duban.catalog.loader import Catalog, load_catalog
 from duban.domain.due import local_date
 from duban.domain.workdays import WorkdayCalendar
-from duban.engine import adoption, lease
-from duban.engine.announcements import Announcement
+from duban.engine import adoption, lease, plans_end
+from duban.engine.announcements import Announcement, plan_end_announcement
 from duban.engine.calendar_sync import (
     CalendarSyncReport,
     CalendarWarning,
@@ -108,11 +108,19 @@ class App:
         )
 
     def announcements(self, now: datetime) -> tuple[Announcement, ...]:
-        """What the county office must hear now: a missing official calendar year."""
+        """What the county office must hear now: a missing official calendar year, and the
+        plans whose window ends within `plan_end_warning_days` (engine.plans_end)."""
         said: list[Announcement] = []
         warning = self.calendar_warning(now)
         if warning is not None:
             said.append(Announcement(kind="calendar", zh=warning.zh, en=warning.en))
+        with self.store.read() as session:
+            ending = plans_end.ending_plans(
+                session,
+                today=local_date(now, self.settings.tz),
+                within_days=self.settings.plan_end_warning_days,
+            )
+        said.extend(plan_end_announcement(p) for p in ending)
         return tuple(said)
 
     def reconcile(self, now: datetime) -> tuple[MaterializeReport, SweepReport, DeliverReport]:

@@ -5,6 +5,7 @@ DubanError
 │   └── CalendarYearMissing       a date in a year the calendar does not cover
 ├── PlanError                     plan, organization or calendar files that do not validate
 │   └── NoticeError               a holiday notice text (国务院办公厅 notice) not read completely
+├── RollRefused                   `duban plan roll` cannot write next year's draft
 ├── StateError                    a task transition the state machine does not allow
 ├── NotFound                      an id that names nothing
 ├── InvalidText                   user-written text too long, or with characters refused
@@ -113,6 +114,12 @@ class NoticeError(PlanError):
         )
 
 
+class RollRefused(DubanError):
+    """Raised when `duban plan roll` cannot write next year's draft: the year does not move the
+    plan, the applied text is neither stored nor on disk as applied, or the output file exists
+    (without --force). The message says what to do; nothing was written."""
+
+
 class StateError(DubanError):
     """Raised for a task transition the state machine does not allow."""
 
@@ -120,10 +127,12 @@ class StateError(DubanError):
 class NotFound(DubanError):
     """Raised when an id, code or name names nothing."""
 
-    def __init__(self, what: str, key: object) -> None:
+    def __init__(self, what: str, key: object, hint: str = "") -> None:
         self.what = what
         self.key = key
-        super().__init__(f"no {what} by the id of {key!r} was found")
+        super().__init__(
+            f"no {what} by the id of {key!r} was found" + (f"; {hint}" if hint else "")
+        )
 
 
 class InvalidText(DubanError):

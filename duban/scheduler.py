@@ -35,9 +35,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from duban.bootstrap import App
+from duban.cli.plans import plan_lines
 from duban.domain.due import start_of_day
 from duban.domain.obligations import Obligation
-from duban.engine import lease, outbox
+from duban.engine import duties, lease, outbox
 from duban.engine.calendar_sync import CalendarSyncReport
 from duban.engine.materialize import domain_obligation, materialize
 from duban.engine.sync import SyncReport
@@ -140,6 +141,8 @@ def start_database(app: App, clock: Clock, holder: str) -> SyncReport | None:
         )
         for item in report.unreachable:
             log.warning("%s", item)
+        for line in plan_lines(report):
+            log.warning("%s", line)
     return report
 
 
@@ -274,14 +277,18 @@ def build_scheduler(
                 )
             )
         )
-        obligations = [(r.code, domain_obligation(r, plans[r.plan_id])) for r in rows]
-    for code, ob in obligations:
+        # each duty by its plan and id (plans may share ids: duban.engine.duties)
+        obligations = [
+            (duties.qualified(plans[r.plan_id], r.code), domain_obligation(r, plans[r.plan_id]))
+            for r in rows
+        ]
+    for name, ob in obligations:
         scheduler.add_job(
             guarded(reconcile),
             PeriodStartTrigger(ob, tz),
-            args=[code],
-            id=code,
-            name=f"materialize {code}",
+            args=[name],
+            id=name,
+            name=f"materialize {name}",
         )
     scheduler.add_job(
         guarded(reconcile),

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     deliver_seconds: int = 60
     #: a ladder step whose moment is older than this is stale and not sent (summaries cover it)
     catchup_days: int = 14
+    #: from this many days before a plan's window ends, its end is announced (`plan show`,
+    #: the administrator's home, the weekly summary: duban.engine.plans_end.ending_plans)
+    plan_end_warning_days: int = Field(default=60, ge=0, le=366)
     #: SMTP: smtp://user:pass@host:587?starttls=true, smtps://user:pass@host:465, or
     #: smtp://127.0.0.1:2525 for an unauthenticated relay. Unset: write .eml files to mail_dir.
     smtp_url: SecretStr | None = None

@@ -1,9 +1,10 @@
 """`duban prefect deploy`: the catalog in the database, published as Prefect deployments.
 
 - One deployment of the flow `duban-materialize` per periodic duty of every active plan,
-  named after the duty's code; its description carries the Chinese title, the document and
-  clause, and the words that create the duty; its schedule (`flows.schedules`) fires at
-  each period's opening, in the plan's time zone.
+  named after the duty's code (`PLAN:CODE` for a later plan reusing a code: see
+  `deployment_names`), its parameter the duty's `PLAN/CODE`; its description carries the
+  Chinese title, the document and clause, and the words that create the duty; its schedule
+  (`flows.schedules`) fires at each period's opening, in the plan's time zone.
 - One deployment each for `duban-reconcile` (hourly), `duban-sweep` (every 15 minutes) and
   `duban-deliver` (every minute), on the intervals `duban run` uses (`reconcile_minutes`,
   `sweep_minutes`, `deliver_seconds`).
@@ -39,8 +40,10 @@ from prefect.client.schemas.schedules import IntervalSchedule, RRuleSchedule
 from prefect.exceptions import ObjectNotFound
 from prefect.utilities.callables import parameter_schema
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from duban.bootstrap import App
+from duban.engine.duties import qualified
 from duban.engine.materialize import domain_obligation
 from duban.store.models import ObligationRow, Plan
 from flows import duties
@@ -111,6 +114,23 @@ def _duty_description(row: ObligationRow, plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def deployment_names(session: Session) -> dict[int, str]:
+    """Each duty's deployment name (`duban-materialize/<name>`): its id, for the first plan
+    that used the id (so a deployment keeps its name, and its history, when next year's plan
+    reuses the id), else `PLAN:ID` (Prefect refuses a slash in a name)."""
+    first: dict[str, int] = {}
+    found: dict[int, str] = {}
+    rows = session.execute(
+        select(ObligationRow.id, ObligationRow.code, Plan.code)
+        .join(Plan, Plan.id == ObligationRow.plan_id)
+        .order_by(Plan.id, ObligationRow.id)
+    ).all()
+    for i, code, plan in rows:
+        owner = first.setdefault(code, i)
+        found[i] = code if owner == i else f"{plan}:{code}"
+    return found
+
+
 def wanted_deployments(app: App) -> list[Wanted]:
     """Every deployment the catalog in the database calls for, duties first, by name."""
     tz: ZoneInfo = app.tz
@@ -123,6 +143,7 @@ def wanted_deployments(app: App) -> list[Wanted]:
                 .order_by(ObligationRow.code)
             )
         )
+        names = deployment_names(session)
         session.expunge_all()
     materialize = duties.materialize_duty
     out: list[Wanted] = []
@@ -134,10 +155,10 @@ def wanted_deployments(app: App) -> list[Wanted]:
         out.append(
             Wanted(
                 flow_name=materialize.name,
-                name=row.code,
+                name=names[row.id],
                 entrypoint=_entrypoint(materialize.fn),
                 description=_duty_description(row, plan),
-                parameters={"duty": row.code},
+                parameters={"duty": qualified(plan.code, row.code)},
                 parameter_schema=_schema(materialize),
                 tags=(TAG, plan.code),
                 version=row.content_hash[:12],

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from pydantic import SecretStr
 
 from duban.bootstrap import App
@@ -168,7 +168,10 @@ def publish(app: App, summary: RunSummary) -> dict[str, int]:
 
 @flow(name="duban-materialize")
 def materialize_duty(duty: str) -> dict[str, int]:
-    """Create the tasks of one duty for every period opened by the scheduled start time."""
+    """Create the tasks of one duty (its `PLAN/CODE`, or a bare code: every plan's duty of that
+    id) for every period opened by the scheduled start time. The summary is published under
+    the deployment's name (the duty's code, or `PLAN:CODE`: flows.deployments), so a duty's
+    artifacts keep their key when next year's plan reuses its id."""
     now = scheduled_now()
     app = engine_app()
     report = materialize(app.store, calendar=app.calendar, now=now, tz=app.tz, only=duty)
@@ -180,7 +183,8 @@ def materialize_duty(duty: str) -> dict[str, int]:
             now.isoformat(),
         )
     detail = (f"{report.periods_checked} periods checked, {report.periods_skipped} already done",)
-    return publish(app, RunSummary(step=duty, now=now, created=report.tasks_created, detail=detail))
+    step = deployment.name or duty
+    return publish(app, RunSummary(step=step, now=now, created=report.tasks_created, detail=detail))
 
 
 @flow(name="duban-reconcile")

@@ -75,6 +75,7 @@ class LoadedPlan:
     file: str
     content_hash: str
     file_sha256: str = ""  # the plan's version: the SHA-256 of the file's bytes
+    text: str | None = None  # the file as written: stored, what `duban plan roll` starts from
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,9 +86,10 @@ class Catalog:
     plans: tuple[LoadedPlan, ...]
     obligations: tuple[LoadedObligation, ...]
 
-    def obligation(self, code: str) -> LoadedObligation:
+    def obligation(self, code: str, plan: str | None = None) -> LoadedObligation:
+        """The duty of that id (of `plan`, or of the first plan holding it)."""
         for o in self.obligations:
-            if o.domain.code == code:
+            if o.domain.code == code and plan in (None, o.plan.id):
                 return o
         raise KeyError(code)
 
@@ -372,7 +374,7 @@ def load_catalog(
     org_ids = {o.id for o in orgs}
     plans: list[LoadedPlan] = []
     obligations: list[LoadedObligation] = []
-    seen: dict[str, str] = {}
+    plan_files: dict[str, str] = {}
     for path in plan_paths:
         try:
             data, index = load_yaml(path)
@@ -389,15 +391,28 @@ def load_catalog(
             problems.append(
                 index.problem(["plan", "timezone"], f"unknown time zone {parsed.plan.timezone!r}")
             )
+        if parsed.plan.id in plan_files:
+            problems.append(
+                index.problem(
+                    ["plan", "id"],
+                    f"plan id {parsed.plan.id!r} is already the plan of "
+                    f"{plan_files[parsed.plan.id]}; a new plan needs an id of its own",
+                )
+            )
+        plan_files[parsed.plan.id] = f"{path}:{index.line(['plan', 'id'])}"
+        raw = Path(path).read_bytes()
         plans.append(
             LoadedPlan(
                 header=parsed.plan,
                 events=parsed.events,
                 file=str(path),
                 content_hash=_hash(data),
-                file_sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+                file_sha256=hashlib.sha256(raw).hexdigest(),
+                text=raw.decode("utf-8", errors="replace"),
             )
         )
+        # duty ids are unique within a plan; another plan may reuse them (it continues them)
+        seen: dict[str, str] = {}
         for i, spec in enumerate(parsed.obligations):
             at: list[str | int] = ["obligations", i]
             if spec.id in seen:

@@ -157,3 +157,7 @@ def _strip_tags(path: list[str | int], index: LineIndex) -> list[str | int]:
 
 def _is_tag(part: str) -> bool:
     return part.islower() and " " not in part and "[" not in part
+
+
+#: the loader duban reads plan files with (YAML 1.2 booleans), for code that parses plan text
+PLAN_LOADER = _Loader

@@ -6,37 +6,38 @@ things) replays any moment, which is how catch-up and deadlines are tested.
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
 from duban.bootstrap import App
-from duban.catalog.contacts import unreachable_steps
-from duban.catalog.expand import planned_tasks
-from duban.catalog.loader import load_catalog
 from duban.cli import plans
 from duban.cli.calendar_cmd import cal_app, print_sync
+from duban.cli.common import (
+    ActorOption,
+    NowOption,
+    actor_name,
+    err,
+    errors,
+    fail,
+    out,
+    parse_moment,
+)
 from duban.cli.demo_cmd import demo
+from duban.cli.plan_cmd import plan_app
 from duban.cli.prefect_cmd import prefect_app
-from duban.domain.due import local_date, start_of_day
+from duban.domain.due import local_date
 from duban.domain.tasks import Action, TaskState
-from duban.engine import actions, adoption, amend, feeds, notify_prefs, outbox, users
+from duban.engine import actions, feeds, notify_prefs, outbox, users
 from duban.engine.materialize import materialize
 from duban.engine.queries import list_tasks
-from duban.errors import DubanError, PlanError
 from duban.store import audit
 
 app = typer.Typer(
@@ -44,7 +45,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-plan_app = typer.Typer(help="Check and show plan files.", no_args_is_help=True)
 audit_app = typer.Typer(help="Prove the audit trail is intact.", no_args_is_help=True)
 event_app = typer.Typer(help="Record events that start deadline chains.", no_args_is_help=True)
 task_app = typer.Typer(help="Act on one task.", no_args_is_help=True)
@@ -62,57 +62,11 @@ app.add_typer(user_app, name="user")
 app.add_typer(prefect_app, name="prefect")
 app.command("demo")(demo)
 
-out = Console(markup=False, highlight=False)  # user data is never markup
-err = Console(stderr=True)
 log = logging.getLogger("duban")
-
-NowOption = Annotated[
-    str | None,
-    typer.Option("--now", help="Act as of this moment (ISO date or datetime; naive = local time)."),
-]
-ActorOption = Annotated[str | None, typer.Option("--actor", help="Who is acting (audit trail).")]
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def errors() -> Iterator[None]:
-    try:
-        yield
-    except PlanError as exc:
-        fail(str(exc), 2)
-    except DubanError as exc:
-        fail(str(exc))
 
 
 def _app() -> App:
     return App()
-
-
-def parse_moment(text: str | None, ctx: App) -> datetime:
-    """`None` is the wall clock; a date is its local midnight; a naive time is local time."""
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        if len(text) == len("2022-07-05"):
-            return start_of_day(date.fromisoformat(text), ctx.tz)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        fail(
-            f"cannot read {text!r} as a date or datetime; use e.g. 2022-07-05 or "
-            "2022-07-05T09:30+08:00",
-            2,
-        )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ctx.tz)
-    return moment.astimezone(UTC)
-
-
-def actor_name(given: str | None) -> str:
-    return given or f"cli:{getpass.getuser()}"
 
 
 def _show_local(moment: datetime, ctx: App) -> str:
@@ -168,117 +122,15 @@ def init(
         )
 
 
-@plan_app.command("check")
-def plan_check(
-    files: Annotated[list[Path], typer.Argument(help="Plan files to check.")],
-    orgs: Annotated[
-        list[Path] | None,
-        typer.Option("--orgs", help="Organization files (default: the configured ones)."),
-    ] = None,
-) -> None:
-    """Validate plan files; every problem names the file, line and field. Warns about the
-    organizations a ladder step cannot reach (a contact they, or their parent, lack)."""
-    ctx = _app()
-    with errors():
-        catalog = load_catalog(files, orgs or ctx.settings.org_files, ctx.calendar)
-    for plan in catalog.plans:
-        count = sum(1 for o in catalog.obligations if o.plan.id == plan.header.id)
-        out.print(f"ok  {plan.file}: plan {plan.header.id}, {count} obligations")
-        window = plan.header.valid
-        years = ctx.calendar.provisional_years(window.start, window.until)
-        if years:
-            named = ", ".join(map(str, years))
-            out.print(
-                f"    note: {named} has no State Council notice loaded: its working days are "
-                "provisional (weekends and statutory holidays); import the notice with "
-                "`duban calendar import NOTICE.txt` when it is published"
-            )
-    plans.print_unreachable(out, unreachable_steps(catalog))
-
-
-@plan_app.command("show")
-def plan_show(
-    year: Annotated[int | None, typer.Option(help="Only due dates in this year.")] = None,
-    org: Annotated[str | None, typer.Option(help="Only this organization.")] = None,
-) -> None:
-    """Every due date of the plans (per obligation and period), from the plan files, and
-    which periods each plan still owes from the deployment's adoption day on."""
-    ctx = _app()
-    with errors():
-        catalog = ctx.catalog()
-        adopted = adoption_day(ctx)
-        rows: dict[tuple[date, str, str], list[str]] = {}
-        for t in planned_tasks(catalog, ctx.calendar, org=org, year=year, adopted=adopted):
-            rows.setdefault((t.due, t.obligation, t.period.key), []).append(t.org)
-        plans.print_owed(
-            out, catalog, planned_tasks(catalog, ctx.calendar, org=org), adopted=adopted
-        )
-    titles = {o.domain.code: o.domain.title for o in catalog.obligations}
-    table = Table("due 截止", "obligation 职责", "period 周期", "title 名称", "organizations 机构")
-    for (due, code, key), who in sorted(rows.items()):
-        table.add_row(
-            due.isoformat(),
-            code,
-            key,
-            titles[code],
-            ", ".join(who) if len(who) <= 3 else f"{len(who)} organizations",
-        )
-    out.print(table)
-    out.print(f"{len(rows)} due dates")
-
-
-def adoption_day(ctx: App) -> date | None:
-    """The database's adoption day, without creating a database that does not exist yet."""
-    if not ctx.store.is_initialised():
-        return None
-    with ctx.store.read() as session:
-        return adoption.adopted_on(session)
-
-
-PlanFileArg = Annotated[Path, typer.Argument(help="The plan file (a new version, or a new plan).")]
-
-
-@plan_app.command("diff")
-def plan_diff(file: PlanFileArg, now: NowOption = None) -> None:
-    """What applying FILE would change, against what the database holds; writes nothing."""
-    ctx = _app()
-    with errors():
-        catalog = load_catalog([file], ctx.settings.org_files, ctx.calendar)
-        found = amend.diff(
-            ctx.store, catalog, calendar=ctx.calendar, now=parse_moment(now, ctx), tz=ctx.tz
-        )
-    plans.print_diff(out, found)
-
-
-@plan_app.command("apply")
-def plan_apply(
-    file: PlanFileArg,
-    reason: Annotated[
-        str | None, typer.Option(help="Why (closes the open tasks of withdrawn duties).")
-    ] = None,
-    now: NowOption = None,
-    actor: ActorOption = None,
-) -> None:
-    """Apply FILE as the plan's new version: shows the changes, keeps history, audits it."""
-    ctx = _app()
-    with errors():
-        catalog = load_catalog([file], ctx.settings.org_files, ctx.calendar)
-        report = amend.apply(
-            ctx.store,
-            catalog,
-            calendar=ctx.calendar,
-            now=parse_moment(now, ctx),
-            tz=ctx.tz,
-            actor=actor_name(actor),
-            reason=reason,
-        )
-    plans.print_apply(out, report)
-
-
 @app.command()
 def tasks(
     org: Annotated[str | None, typer.Option(help="Organization id.")] = None,
-    obligation: Annotated[str | None, typer.Option(help="Obligation id.")] = None,
+    obligation: Annotated[
+        str | None,
+        typer.Option(
+            help="A duty: its id (across the plans that hold it) or PLAN/ID (that plan's)."
+        ),
+    ] = None,
     state: Annotated[TaskState | None, typer.Option(help="Task state.")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only overdue tasks.")] = False,
     as_of: Annotated[
@@ -325,7 +177,7 @@ def tasks(
                 str(v["id"]),
                 v["due"] + (" (暂定 provisional)" if v["provisional"] else ""),
                 v["org"],
-                v["obligation"],
+                v["duty"],
                 v["period"],
                 v["state"] + (" (late)" if v["late"] else ""),
                 f"{v['overdue_days']} d" if v["overdue"] else "",
@@ -434,7 +286,7 @@ def event_add(
         )
         out.print(f"event {result.event_id} recorded; {result.report.tasks_created} tasks created")
         for view in list_tasks(ctx.store, now=moment, tz=ctx.tz, event=result.event_id):
-            out.print(f"  task {view['id']}: {view['org']} {view['obligation']} due {view['due']}")
+            out.print(f"  task {view['id']}: {view['org']} {view['duty']} due {view['due']}")
 
 
 def _act(

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
 
 from duban.catalog.contacts import Unreachable
-from duban.catalog.expand import PlannedTask
-from duban.catalog.loader import Catalog
+from duban.catalog.roll import Rolled
 from duban.engine.amend import ApplyReport, PlanDiff
+from duban.engine.plans_end import RHYTHM, EndingPlan, Standing
 from duban.engine.sync import SyncReport
+from duban.engine.withdraw import WithdrawReport
 
 CHANGE_LABEL = {"added": "新增 added", "changed": "修改 changed", "withdrawn": "撤销 withdrawn"}
 
@@ -43,11 +46,41 @@ def print_init(out: Console, report: SyncReport) -> None:
                 f"  {adoption.withdrawn} open tasks fell due before it and were closed as withdrawn"
             )
     print_unreachable(out, report.unreachable)
-    for plan in report.held:
+    for line in plan_lines(report):
+        out.print(line)
+
+
+def plan_lines(report: SyncReport) -> list[str]:
+    """What `duban init` (and `duban run` at start) says about the configured plan files it
+    did not load: changed since applied (held), withdrawn, and plans it holds without a file."""
+    lines = [
+        f"plan {plan} changed since it was applied (方案文件已修改，未自动生效); see what "
+        f"would change with `duban plan diff FILE` and apply it with `duban plan apply FILE`"
+        for plan in report.held
+    ]
+    lines += [
+        f"plan {plan} was withdrawn 已撤销; its configured file is not loaded again "
+        "(`duban plan apply FILE` puts it in force again)"
+        for plan in report.withdrawn
+    ]
+    lines += [f"applied plan {plan} is not in plan_files; kept" for plan in report.unconfigured]
+    return lines
+
+
+def print_ending(out: Console, ending: Iterable[EndingPlan]) -> None:
+    """The plans whose window ends soon, and what stops then (duban.engine.plans_end)."""
+    for p in ending:
+        when = "today 今天" if p.days_left == 0 else f"in {p.days_left} days"
         out.print(
-            f"plan {plan} changed since it was applied (方案文件已修改，未自动生效); see what "
-            f"would change with `duban plan diff FILE` and apply it with `duban plan apply FILE`"
+            f"plan {p.code} ends 方案即将期满 on {p.valid_until} ({when}): "
+            f"{len(p.stopping)} of its {len(p.duties)} duties stop then"
         )
+        for d in p.stopping:
+            last = f", last period {d.last_period}" if d.last_period else ""
+            out.print(f"  stops 停止: {d.ref} {d.title} ({RHYTHM.get(d.rhythm, d.rhythm)}{last})")
+        for d in p.duties:
+            if d.continued_by:
+                out.print(f"  continues 接续: {d.ref} in {d.continued_by}")
 
 
 def print_unreachable(out: Console, found: Iterable[Unreachable]) -> None:
@@ -56,45 +89,48 @@ def print_unreachable(out: Console, found: Iterable[Unreachable]) -> None:
         out.print(f"warning 提醒无法送达: {item}", soft_wrap=True)
 
 
-def print_owed(
+def print_standings(
     out: Console,
-    catalog: Catalog,
-    planned: Iterable[PlannedTask],
+    standings: Iterable[Standing],
     *,
     adopted: date | None,
+    today: date,
+    tz: ZoneInfo,
 ) -> None:
-    """Per plan: which periods it still owes from adoption on, and which it does not."""
-    owed: dict[str, list[PlannedTask]] = {}
-    before: dict[str, int] = {}
-    plan_of = {o.domain.code: o.plan.id for o in catalog.obligations}
-    for t in planned:
-        plan = plan_of[t.obligation]
-        if adopted is not None and t.due < adopted:
-            before[plan] = before.get(plan, 0) + 1
-        else:
-            owed.setdefault(plan, []).append(t)
+    """Per plan: what it still owes from today on (and from adoption), or why nothing."""
     when = f"adopted {adopted}" if adopted else "not adopted yet: `duban init` adopts today"
-    out.print(f"启用日期 {when}")
-    for lp in catalog.plans:
-        h = lp.header
-        tasks = owed.get(h.id, [])
-        window = f"{h.valid.start}..{h.valid.until}"
-        if adopted is not None and h.valid.until < adopted:
+    start = max(d for d in (today, adopted) if d is not None)
+    out.print(f"启用日期 {when}; what each plan still owes is counted from {start}")
+    for st in standings:
+        p = st.plan
+        head = f"{p.code} ({p.valid_from}..{p.valid_until})"
+        if st.state == "withdrawn":
+            day = p.withdrawn_at.astimezone(tz).date() if p.withdrawn_at else "?"
             out.print(
-                f"{h.id} ({window}): the window ended before adoption; it owes nothing "
+                f"{head}: withdrawn 已撤销 on {day} ({p.withdrawn_reason}); it owes nothing "
+                "(`duban plan apply FILE` puts it in force again)"
+            )
+        elif st.state == "ended-before-adoption":
+            out.print(
+                f"{head}: the window ended before adoption; it owes nothing "
                 "(方案期满于启用之前，不产生任务)"
             )
-            continue
-        if not tasks:
-            out.print(f"{h.id} ({window}): owes no periods (no periodic duty falls due)")
-            continue
-        keys = sorted({t.period.key for t in tasks if t.period.key != "once"})
-        span = f"periods {keys[0]} … {keys[-1]}" if keys else "one-off duties only"
-        out.print(
-            f"{h.id} ({window}): still owes {len(tasks)} tasks due {min(t.due for t in tasks)}"
-            f" … {max(t.due for t in tasks)} ({span}); "
-            f"{before.get(h.id, 0)} fell due before adoption and are not owed"
-        )
+        elif st.state == "ended":
+            out.print(
+                f"{head}: the window ended on {p.valid_until}; it owes nothing from {start} on "
+                "(方案已期满)"
+            )
+        elif st.state == "nothing-due":
+            out.print(f"{head}: owes no periods from {start} on (no periodic duty falls due)")
+        else:
+            span = (
+                f"periods {st.periods[0]} … {st.periods[1]}"
+                if st.periods
+                else "one-off duties only"
+            )
+            out.print(
+                f"{head}: still owes {st.owed} tasks due {st.first_due} … {st.last_due} ({span})"
+            )
 
 
 def print_diff(out: Console, plan_diff: PlanDiff) -> None:
@@ -107,6 +143,11 @@ def print_diff(out: Console, plan_diff: PlanDiff) -> None:
     if d.empty:
         out.print("no changes 无变化: the database holds this version")
         return
+    if d.reactivates:
+        out.print(
+            f"plan {d.plan} was withdrawn 已撤销: applying it puts it in force again "
+            f"(重新生效), its duties owing the periods due from {d.as_of} on"
+        )
     if not d.changes:
         out.print("only the plan's header changed (title, document, dates); no duty changes")
         return
@@ -122,7 +163,7 @@ def print_diff(out: Console, plan_diff: PlanDiff) -> None:
     for c in d.changes:
         table.add_row(
             CHANGE_LABEL[c.change],
-            f"{c.code}\n{c.title}",
+            f"{c.code}\n{c.title}" + (f"\n接续 continues {c.continues}" if c.continues else ""),
             ", ".join(c.aspects) or "-",
             str(c.creates),
             str(c.withdraws),
@@ -130,6 +171,12 @@ def print_diff(out: Console, plan_diff: PlanDiff) -> None:
             str(c.closes),
         )
     out.print(table)
+    continuing = [c for c in d.changes if c.continues]
+    if continuing:
+        out.print(
+            f"{len(continuing)} of its {len(d.changes)} duties continue a duty of an earlier plan "
+            "(the same id; 接续上一方案): that plan keeps its duties, tasks and history"
+        )
     out.print(
         "Tasks already created keep the rule they were created under; new and changed duties "
         f"owe the periods due from {d.as_of} on; open tasks of a withdrawn duty are closed as "
@@ -146,3 +193,31 @@ def print_apply(out: Console, report: ApplyReport) -> None:
         f"applied 已生效: plan {report.diff.plan} version {report.diff.sha256} "
         f"({report.closed} open tasks closed as withdrawn)"
     )
+
+
+def print_withdraw(out: Console, report: WithdrawReport, *, tz: ZoneInfo) -> None:
+    when = report.withdrawn_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    if report.already:
+        out.print(
+            f"plan {report.plan} was already withdrawn 已撤销 on {when} ({report.reason}); "
+            "nothing changed"
+        )
+        return
+    out.print(
+        f"withdrawn 已撤销: plan {report.plan} on {when}; {report.duties} duties stopped, "
+        f"{report.closed} open tasks closed as withdrawn"
+    )
+
+
+def print_roll(out: Console, rolled: Rolled, path: Path) -> None:
+    out.print(
+        f"wrote {path}: plan {rolled.plan} ({rolled.valid_from}..{rolled.valid_until}), rolled "
+        f"from {rolled.source} by {rolled.years} year{'s' if rolled.years > 1 else ''}; "
+        f"{len(rolled.marked)} fields marked 待确认 / to confirm"
+    )
+    if rolled.overlap:
+        out.print(
+            f"note: both windows cover {rolled.overlap[0]}..{rolled.overlap[1]}: a period ending "
+            "then is owed under both plans; move the new window's start if that is not meant"
+        )
+    out.print(f"next: edit it, then `duban plan diff {path}` and `duban plan apply {path}`")

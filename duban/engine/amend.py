@@ -18,7 +18,7 @@ changes nothing at all (the catalog is validated before the database is touched)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,16 +29,19 @@ from sqlalchemy.orm import Session
 from duban.catalog import schema as s
 from duban.catalog.loader import Catalog, LoadedObligation
 from duban.domain.due import local_date
-from duban.domain.obligations import Obligation, Selector
+from duban.domain.obligations import Obligation
 from duban.domain.tasks import PENDING, TaskState
+from duban.domain.text import REASON_MAX, clean_text
 from duban.domain.workdays import WorkdayCalendar
+from duban.engine import duties
 from duban.engine.adoption import adopted_on
 from duban.engine.materialize import domain_obligation
+from duban.engine.roster import Roster, roster_of
 from duban.engine.sync import sync_obligation_rows, sync_plan_rows
 from duban.errors import DubanError
 from duban.store import audit
 from duban.store.db import Store
-from duban.store.models import ObligationRow, Organization, OrgTag, Plan, Task
+from duban.store.models import ObligationRow, Organization, Plan, Task
 
 # what a change touches, in the order a reader checks them: (label, spec keys)
 ASPECTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -61,6 +64,7 @@ class DutyChange:
     withdraws: int = 0  # future tasks the old version would create that the new does not
     retimed: int = 0  # future tasks both create, with a different due day
     closes: int = 0  # open tasks closed as withdrawn (a withdrawn duty)
+    continues: str | None = None  # a new plan's duty: the earlier plan's duty it continues
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,10 +77,11 @@ class PlanDiff:
     as_of: date
     changes: tuple[DutyChange, ...] = ()
     header_changed: bool = False
+    reactivates: bool = False  # the plan was withdrawn: applying it puts it in force again
 
     @property
     def empty(self) -> bool:
-        return not self.changes and not self.header_changed
+        return not self.changes and not self.header_changed and not self.reactivates
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,41 +89,6 @@ class ApplyReport:
     diff: PlanDiff
     applied: bool
     closed: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Roster:
-    tags: dict[str, frozenset[str]] = field(default_factory=dict)  # active org code → tags
-    joined: dict[str, date | None] = field(default_factory=dict)
-
-    def select(self, selectors: tuple[Selector, ...]) -> set[str]:
-        found: set[str] = set()
-        for sel in selectors:
-            if sel.org is not None and sel.org in self.tags:
-                found.add(sel.org)
-            elif sel.tags:
-                found |= {
-                    code
-                    for code, tags in self.tags.items()
-                    if sel.tags <= tags and not sel.except_tags & tags
-                }
-        return found
-
-
-def _roster(session: Session) -> _Roster:
-    tags: dict[str, set[str]] = {}
-    joined: dict[str, date | None] = {}
-    for code, day in session.execute(
-        select(Organization.code, Organization.joined).where(Organization.active)
-    ):
-        tags[code] = set()
-        joined[code] = day
-    for code, tag in session.execute(
-        select(Organization.code, OrgTag.tag).join(OrgTag, OrgTag.org_id == Organization.id)
-    ):
-        if code in tags:
-            tags[code].add(tag)
-    return _Roster(tags={k: frozenset(v) for k, v in tags.items()}, joined=joined)
 
 
 def normalized(spec: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +106,7 @@ def _aspects(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, ...]:
 
 def _future(
     ob: Obligation,
-    roster: _Roster,
+    roster: Roster,
     existing: set[tuple[str, str]],
     *,
     start: date,
@@ -193,18 +163,28 @@ def diff(
         plan = session.scalar(select(Plan).where(Plan.code == plan_id))
         adopted = adopted_on(session)
         as_of = max(d for d in (local_date(now, tz), adopted) if d is not None)
+        reactivates = plan is not None and plan.withdrawn_at is not None
+        codes_in_file = {lo.domain.code for lo in loaded}
         rows = (
-            list(
-                session.scalars(
-                    select(ObligationRow).where(
-                        ObligationRow.plan_id == plan.id, ObligationRow.active
-                    )
+            [
+                r
+                for r in session.scalars(
+                    select(ObligationRow).where(ObligationRow.plan_id == plan.id)
                 )
-            )
+                # a withdrawn plan's duties are all inactive: those its file lists come back
+                if r.active or (reactivates and r.code in codes_in_file)
+            ]
             if plan is not None
             else []
         )
-        roster = _roster(session)
+        continues = (
+            duties.continued(
+                session, plan_id, [lo.domain.code for lo in loaded], start=lp.header.valid.start
+            )
+            if plan is None
+            else {}
+        )
+        roster = roster_of(session)
         existing = _existing(session, [r.id for r in rows])
         open_counts: dict[int, int] = {
             ob_id: count
@@ -234,7 +214,11 @@ def diff(
         if row is None:
             changes.append(
                 DutyChange(
-                    code=code, title=lo.domain.title, change="added", creates=len(new_future)
+                    code=code,
+                    title=lo.domain.title,
+                    change="added",
+                    creates=len(new_future),
+                    continues=continues.get(code),
                 )
             )
             continue
@@ -289,13 +273,15 @@ def diff(
         as_of=as_of,
         changes=tuple(changes),
         header_changed=plan is None or plan.content_hash != lp.content_hash,
+        reactivates=reactivates,
     )
 
 
-def _close_withdrawn(
-    session: Session, codes: list[str], *, reason: str, now: datetime, actor: str, version: str
+def close_open_tasks(
+    session: Session, ids: list[int], *, reason: str, now: datetime, actor: str, version: str | None
 ) -> int:
-    ids = list(session.scalars(select(ObligationRow.id).where(ObligationRow.code.in_(codes))))
+    """Close the open and rejected tasks of the duties `ids` as withdrawn with the reason,
+    one audit event per task (its own timeline says why it closed). Returns how many."""
     closing = session.execute(
         select(Task.id, Task.state).where(
             Task.obligation_id.in_(ids), Task.state.in_([x.value for x in PENDING])
@@ -346,7 +332,8 @@ def apply(
         obligations=tuple(o for o in catalog.obligations if o.plan.id == plan_id),
     )
     withdrawn = [c.code for c in plan_diff.changes if c.change == "withdrawn"]
-    why = (reason or "").strip() or (
+    given = clean_text(reason, field="reason", max_length=REASON_MAX) if reason else ""
+    why = given or (
         f"职责已随方案修订撤销 / the duty was withdrawn when plan {plan_id} version "
         f"{plan_diff.sha256[:12]} was applied on {plan_diff.as_of.isoformat()}"
     )
@@ -358,10 +345,16 @@ def apply(
             plan_ids,
             now=now,
             effective_from=None if plan_diff.new_plan else plan_diff.as_of,
-            withdraw_missing_of=plan_id,
         )
-        closed = _close_withdrawn(
-            session, withdrawn, reason=why, now=now, actor=actor, version=plan_diff.sha256
+        plan = session.get_one(Plan, plan_ids[plan_id])
+        plan.withdrawn_at = plan.withdrawn_reason = None  # applied again: in force
+        ids = session.scalars(
+            select(ObligationRow.id).where(
+                ObligationRow.plan_id == plan.id, ObligationRow.code.in_(withdrawn)
+            )
+        )
+        closed = close_open_tasks(
+            session, list(ids), reason=why, now=now, actor=actor, version=plan_diff.sha256
         )
         audit.record(
             session,
@@ -381,6 +374,8 @@ def apply(
                 },
                 "withdrawn": withdrawn,
                 "closed_tasks": closed,
+                "continues": {c.code: c.continues for c in plan_diff.changes if c.continues},
+                "reactivated": plan_diff.reactivates,
             },
         )
     return ApplyReport(diff=plan_diff, applied=True, closed=closed)

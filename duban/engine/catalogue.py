@@ -4,24 +4,27 @@ organizations and tags, and the state of the audit chain."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from duban.engine import duties
 from duban.engine.users import Principal
 from duban.errors import NotFound
 from duban.store import audit
 from duban.store.db import Store
-from duban.store.models import AuditEvent, ObligationRow, Organization, OrgTag, Task
+from duban.store.models import AuditEvent, ObligationRow, Organization, OrgTag, Plan, Task
 
 
-def obligation_form(store: Store, code: str) -> dict[str, Any]:
-    """The blank form the plan gives for the obligation, or NotFound."""
+def obligation_form(store: Store, code: str, plan: str | None = None) -> dict[str, Any]:
+    """The blank form the plan gives for the duty (of `plan`; without it the latest plan's
+    duty of that id, duban.engine.duties), or NotFound."""
+    name = duties.qualified(plan, code) if plan else code
     with store.read() as session:
-        ob = session.scalar(select(ObligationRow).where(ObligationRow.code == code))
+        ob = duties.one_duty(session, name)
     if ob is None or not ob.spec.get("form"):
-        raise NotFound("form of obligation", code)
+        raise NotFound("form of obligation", name)
     form: dict[str, Any] = ob.spec["form"]
     return form
 
@@ -64,16 +67,32 @@ def first_duty_with_tasks(store: Store, now: datetime) -> str | None:
         )
 
 
-def duty_choices(store: Store) -> list[Any]:
-    """(code, title) of the active obligations, for the filters."""
+class DutyChoice(NamedTuple):
+    code: str  # the filter's value: a duty's name (duban.engine.duties)
+    title: str
+
+
+def duty_choices(store: Store) -> list[DutyChoice]:
+    """(name, title) of the active duties, for the filters. A duty id several plans hold is
+    offered once across the plans (its bare id: follows the duty from year to year), then
+    once per plan (PLAN/ID)."""
     with store.read() as session:
-        return list(
-            session.execute(
-                select(ObligationRow.code, ObligationRow.title)
-                .where(ObligationRow.active)
-                .order_by(ObligationRow.code)
-            )
-        )
+        rows = session.execute(
+            select(ObligationRow.code, ObligationRow.title, Plan.code)
+            .join(Plan, Plan.id == ObligationRow.plan_id)
+            .where(ObligationRow.active)
+            .order_by(ObligationRow.code, Plan.valid_from, Plan.code)
+        ).all()
+        shared = duties.shared_codes(session, [code for code, _, _ in rows])
+    found: list[DutyChoice] = []
+    for code, title, plan in rows:
+        if code not in shared:
+            found.append(DutyChoice(code, title))
+            continue
+        if not found or found[-1].code.split("/")[-1] != code:
+            found.append(DutyChoice(code, f"{title}（各年度 every plan）"))
+        found.append(DutyChoice(duties.qualified(plan, code), f"{title}（{plan}）"))
+    return found
 
 
 def tags(store: Store) -> list[str]:

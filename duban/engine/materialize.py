@@ -40,6 +40,7 @@ from duban.domain.obligations import Obligation, Selector
 from duban.domain.periods import Period, event_period
 from duban.domain.tasks import TaskState
 from duban.domain.workdays import WorkdayCalendar
+from duban.engine import duties
 from duban.engine.adoption import adopted_on, joined_clause
 from duban.engine.sync import roster_version
 from duban.store import audit
@@ -237,7 +238,12 @@ def _fill(
             action="tasks.created",
             entity="obligation",
             entity_id=row.code,
-            data={"period": period.key, "due": due.isoformat(), "created": created},
+            data={
+                "period": period.key,
+                "due": due.isoformat(),
+                "created": created,
+                "plan": ob.plan,
+            },
         )
     return created
 
@@ -293,7 +299,7 @@ def materialize(
     calendar: WorkdayCalendar,
     now: datetime,
     tz: ZoneInfo,
-    only: str | None = None,
+    only: str | None = None,  # a duty's name (duban.engine.duties): that duty alone
     event_kind: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> MaterializeReport:
@@ -303,11 +309,12 @@ def materialize(
     with store.read() as session:
         roster = roster_version(session)
         query = select(ObligationRow).where(ObligationRow.active)
-        if only is not None:
-            query = query.where(ObligationRow.code == only)
+        if only is not None:  # a duty's name: one plan's (PLAN/CODE), or every plan's of an id
+            query = query.where(ObligationRow.id.in_(duties.duty_ids(session, only)))
         if event_kind is not None:
             query = query.where(ObligationRow.event_kind == event_kind)
-        rows = list(session.scalars(query.order_by(ObligationRow.code)))
+        rows = list(session.scalars(query.order_by(ObligationRow.code, ObligationRow.id)))
+        names = duties.refs(session, [r.id for r in rows])
         plan_codes = {pid: code for pid, code in session.execute(select(Plan.id, Plan.code))}
         versions = {i: v for i, v in session.execute(select(Plan.id, Plan.file_sha256))}
         adopted = adopted_on(session)
@@ -356,9 +363,11 @@ def materialize(
                 if created:
                     # last, so the row is held only while this commits (migration 0010)
                     mark_change(session)
-            report.add(row.code, created)
+            report.add(names[row.id], created)
             if created:
-                log.info("created %d tasks for %s %s (due %s)", created, row.code, period.key, due)
+                log.info(
+                    "created %d tasks for %s %s (due %s)", created, names[row.id], period.key, due
+                )
         if progress:
             progress(n, len(rows))
     if report.tasks_created >= ANALYZE_AFTER:

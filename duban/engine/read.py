@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from duban.domain.due import local_date
 from duban.domain.tasks import PENDING
 from duban.domain.workdays import WorkdayCalendar
-from duban.engine import outcomes, permissions
+from duban.engine import duties, outcomes, permissions
 from duban.engine.notices import plan_words
 from duban.engine.reported import date_label, recorded_event
 from duban.engine.taskview import Duty, task_row
@@ -69,8 +69,11 @@ def _id_of(session: Session, column: Any, code: str) -> int:
 def _filtered(session: Session, query: Select[Any], f: Filters) -> Select[Any]:
     if f.org:
         query = query.where(Task.org_id == _id_of(session, Organization.code, f.org))
-    if f.obligation:
-        query = query.where(Task.obligation_id == _id_of(session, ObligationRow.code, f.obligation))
+    if f.obligation:  # a duty's name: one plan's, or the duty across plans (engine.duties)
+        ids = duties.duty_ids(session, f.obligation) or [-1]
+        # one id compared with =, as before plans shared ids: the same index plans
+        one = Task.obligation_id == ids[0]
+        query = query.where(one if len(ids) == 1 else Task.obligation_id.in_(ids))
     if f.period:
         query = query.where(Task.period_key == f.period)
     if f.tag:
@@ -84,8 +87,8 @@ def _filtered(session: Session, query: Select[Any], f: Filters) -> Select[Any]:
             Task.due_date >= date(f.year, 1, 1), Task.due_date <= date(f.year, 12, 31)
         )
     if f.plan:
-        duties = select(ObligationRow.id).join(Plan, Plan.id == ObligationRow.plan_id)
-        ids = list(session.scalars(duties.where(Plan.code == f.plan)))
+        of_plan = select(ObligationRow.id).join(Plan, Plan.id == ObligationRow.plan_id)
+        ids = list(session.scalars(of_plan.where(Plan.code == f.plan)))
         query = query.where(Task.obligation_id.in_(ids or [-1]))
     if f.due_from:
         query = query.where(Task.due_date >= f.due_from)
@@ -156,16 +159,23 @@ def tasks(
             .order_by(*order)
         ).all()
         ids = {r.obligation_id for r in found}
-        duties = {
-            i: Duty.of(code, title, spec)
-            for i, code, title, spec in session.execute(
+        names = duties.refs(session, ids)
+        shown = {
+            i: Duty.of(code, title, spec, plan=plan, ref=names[i])
+            for i, code, title, spec, plan in session.execute(
                 select(
-                    ObligationRow.id, ObligationRow.code, ObligationRow.title, ObligationRow.spec
-                ).where(ObligationRow.id.in_(ids))
+                    ObligationRow.id,
+                    ObligationRow.code,
+                    ObligationRow.title,
+                    ObligationRow.spec,
+                    Plan.code,
+                )
+                .join(Plan, Plan.id == ObligationRow.plan_id)
+                .where(ObligationRow.id.in_(ids))
             )
         }
     return [
-        task_row(r, duties[r.obligation_id], r.org_code, r.org_name, now, tz, calendar)
+        task_row(r, shown[r.obligation_id], r.org_code, r.org_name, now, tz, calendar)
         for r in found
     ]
 
@@ -262,8 +272,11 @@ def task_detail(
         spec = version.spec if version is not None else ob.spec
         records = spec.get("records_event")
         event = recorded_event(session, task, records["kind"]) if records else None
+        plan_code = session.scalar(select(Plan.code).where(Plan.id == ob.plan_id)) or ""
+        ref = duties.refs(session, [ob.id])[ob.id]
     today = local_date(now, tz)
-    row = task_row(task, Duty.of(ob.code, ob.title, spec), org.code, org.name, now, tz, calendar)
+    duty = Duty.of(ob.code, ob.title, spec, plan=plan_code, ref=ref)
+    row = task_row(task, duty, org.code, org.name, now, tz, calendar)
     uploaded = {e.kind for e in evidence}
     try:
         left = calendar.workdays_between(today, task.due_date) if task.due_date >= today else None
@@ -273,6 +286,9 @@ def task_detail(
         quote=spec["source"]["quote"],
         required=list(spec["evidence"]),
         form=bool(spec.get("form")),
+        # the plan's blank form of this task's own duty (a bare code: the latest plan's)
+        blank_form=f"/obligations/{ob.code}/form.xlsx"
+        + (f"?plan={plan_code}" if ref != ob.code else ""),
         missing=[k for k in spec["evidence"] if k not in uploaded],
         workdays_left=left,
         period_start=task.period_start.isoformat(),
@@ -313,6 +329,15 @@ def task_detail(
     return row
 
 
+def _created(event: AuditEvent, task: Task, plan_code: str) -> bool:
+    """Whether a `tasks.created` event is the one that created `task`."""
+    data = json.loads(event.payload)
+    return bool(
+        data.get("plan", plan_code) == plan_code
+        and data.get("period", task.period_key) == task.period_key
+    )
+
+
 def timeline(store: Store, who: Principal, task_id: int, *, tz: ZoneInfo) -> list[dict[str, Any]]:
     """Who did what to the task, and when: its audit events, oldest first."""
     with store.read() as session:
@@ -336,17 +361,22 @@ def timeline(store: Store, who: Principal, task_id: int, *, tz: ZoneInfo) -> lis
                 .order_by(AuditEvent.seq)
             )
         )
-        code = session.scalar(
-            select(ObligationRow.code).where(ObligationRow.id == task.obligation_id)
-        )
-        # the event that created it: one per obligation-period (see duban.engine.materialize)
-        created = session.scalars(
+        code, plan_code = session.execute(
+            select(ObligationRow.code, Plan.code)
+            .join(Plan, Plan.id == ObligationRow.plan_id)
+            .where(ObligationRow.id == task.obligation_id)
+        ).one()
+        # the event that created it: one per obligation-period (see duban.engine.materialize),
+        # in the task's own transaction; named by the duty's id, and by its plan since plans
+        # may share ids (older events, from before, name no plan)
+        candidates = session.scalars(
             select(AuditEvent)
             .where(AuditEvent.entity == "obligation", AuditEvent.action == "tasks.created")
             .where(AuditEvent.entity_id == code, AuditEvent.at <= task.created_at)
             .order_by(AuditEvent.seq.desc())
-            .limit(1)
-        ).first()
+            .limit(20)
+        ).all()
+        created = next((e for e in candidates if _created(e, task, plan_code)), None)
     out = [
         {
             "seq": e.seq,

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from duban.domain.tasks import TaskState, outcome
 from duban.engine import outcomes, permissions
@@ -15,11 +16,12 @@ from duban.engine.catalogue import obligations
 from duban.engine.read import Filters, _filtered, tasks
 from duban.engine.users import Principal
 from duban.store.db import Store
-from duban.store.models import Organization, OrgTag, Task
+from duban.store.models import ObligationRow, Organization, OrgTag, Plan, Task
 
 #: what a matrix cell needs of its task: its outcome (duban.domain.tasks.outcome) and a link
 CELL_COLUMNS = (
     Task.id,
+    Task.obligation_id,
     Task.org_id,
     Task.period_key,
     Task.due_date,
@@ -85,7 +87,7 @@ def matrix(
         page = found[:limit]
         codes = {o.id: o.code for o in page}
         ids = list(codes)
-        cells: dict[tuple[str, str], Cell] = {}
+        found_rows: list[Any] = []
         # an export holds every institution: ask in chunks, within SQLite's parameter limit
         for start in range(0, len(ids), 900):
             query: Any = select(*CELL_COLUMNS).where(
@@ -94,12 +96,15 @@ def matrix(
             query = _filtered(session, permissions.scope(session, query, who), own)
             if own.outcome:
                 query = query.where(outcomes.outcome_sql(own.outcome, now))
-            for r in session.execute(query):
-                cells[(codes[r.org_id], r.period_key)] = Cell(
-                    r.id,
-                    outcome(TaskState(r.state), r.due_at, r.submitted_at, now).value,
-                    r.due_date.isoformat(),
-                )
+            found_rows.extend(session.execute(query))
+        columns = _columns(session, found_rows)
+        cells: dict[tuple[str, str], Cell] = {}
+        for r in found_rows:
+            cells[(codes[r.org_id], columns[(r.obligation_id, r.period_key)])] = Cell(
+                r.id,
+                outcome(TaskState(r.state), r.due_at, r.submitted_at, now).value,
+                r.due_date.isoformat(),
+            )
     return {
         # the periods the page's institutions owe: read from their tasks, not the whole table
         "periods": sorted({period for _, period in cells}),
@@ -109,8 +114,35 @@ def matrix(
     }
 
 
+def _columns(session: Session, rows: list[Any]) -> dict[tuple[int, str], str]:
+    """Each (duty, period)'s column: the period, or where a duty id followed across plans has
+    the same period under two plans (windows that overlap), the period and each plan."""
+    owners: dict[str, set[int]] = {}
+    for r in rows:
+        owners.setdefault(r.period_key, set()).add(r.obligation_id)
+    shared = {i for ids in owners.values() if len(ids) > 1 for i in ids}
+    plans = dict(
+        session.execute(
+            select(ObligationRow.id, Plan.code)
+            .join(Plan, Plan.id == ObligationRow.plan_id)
+            .where(ObligationRow.id.in_(sorted(shared) or [-1]))
+        ).all()
+    )
+    return {
+        (r.obligation_id, r.period_key): f"{r.period_key} {plans[r.obligation_id]}"
+        if len(owners[r.period_key]) > 1
+        else r.period_key
+        for r in rows
+    }
+
+
 def quarter_of(day: date) -> str:
     return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def _plan_codes(store: Store) -> dict[int, str]:
+    with store.read() as session:
+        return dict(session.execute(select(Plan.id, Plan.code)).all())
 
 
 def score_sheet(
@@ -131,9 +163,10 @@ def score_sheet(
         for r in tasks(store, who, now=now, tz=tz, filters=filters, limit=50_000)
         if first <= date.fromisoformat(r["due"]) < last
     ]
-    by_ob: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_ob.setdefault(r["obligation"], []).append(r)
+    by_ob: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:  # a duty is its plan and its id: plans may share ids
+        by_ob.setdefault((r["plan"], r["obligation"]), []).append(r)
+    plan_codes = _plan_codes(store)
     items: dict[int, dict[str, Any]] = {}
     for ob in obligations(store):
         for entry in ob.spec.get("score") or []:
@@ -147,7 +180,7 @@ def score_sheet(
                     "provisional": 0.0,
                 },
             )
-            own = by_ob.get(ob.code, [])
+            own = by_ob.get((plan_codes[ob.plan_id], ob.code), [])
             accepted = sum(1 for r in own if r["state"] == "accepted")
             submitted = sum(1 for r in own if r["state"] == "submitted")
             share = accepted / len(own) if own else None

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from duban.domain.due import local_date
 from duban.domain.tasks import TaskState
-from duban.engine import outcomes
+from duban.engine import duties, outcomes
 from duban.store.models import (
     ObligationRow,
     Organization,
@@ -341,12 +341,11 @@ def duty_titles(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, st
     wanted = sorted(set(ids))
     if not wanted:
         return {}
+    names = duties.refs(session, wanted)  # PLAN/CODE where plans share the id: its links
     return {
-        i: (code, title)
-        for i, code, title in session.execute(
-            select(ObligationRow.id, ObligationRow.code, ObligationRow.title).where(
-                ObligationRow.id.in_(wanted)
-            )
+        i: (names[i], title)
+        for i, title in session.execute(
+            select(ObligationRow.id, ObligationRow.title).where(ObligationRow.id.in_(wanted))
         )
     }
 

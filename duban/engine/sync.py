@@ -1,7 +1,9 @@
 """Writes a validated catalog (organizations, plans, obligations) into the database.
 
-One write transaction: either the whole catalog is stored or nothing is. Organizations and
-obligations missing from the new catalog are deactivated, never deleted (their tasks stay).
+One write transaction: either the whole catalog is stored or nothing is. Organizations missing
+from the organization files are deactivated, never deleted (their tasks stay). The database
+holds the plans: a plan is never deactivated because its file is missing from a list; only a
+duty its own plan's file no longer lists is (and `duban plan withdraw` ends a whole plan).
 When the roster of organizations, their tags or their `joined` days change, the roster
 version moves on, which tells `materialize` to re-check every period against the new roster.
 
@@ -16,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from duban.catalog.contacts import Unreachable
@@ -44,6 +46,8 @@ class SyncReport:
     roster_changed: bool
     changed_obligations: int
     held: tuple[str, ...] = ()  # plans whose file changed and were not applied
+    withdrawn: tuple[str, ...] = ()  # configured plans withdrawn (`duban plan withdraw`)
+    unconfigured: tuple[str, ...] = ()  # plans in force whose file is not configured: kept
     adoption: AdoptionReport | None = None  # set by `duban init`
     first_init: bool = False
     # set by `duban init`: ladder steps that some organizations cannot receive (warnings)
@@ -102,26 +106,54 @@ def _sync_roster_version(session: Session, catalog: Catalog) -> tuple[bool, str]
     return changed, digest
 
 
+def plan_states(session: Session, catalog: Catalog) -> dict[str, str]:
+    """Each catalog plan against the database: `new` (not stored), `unchanged` (stored with
+    the same parsed content), `changed` (stored, its file changed since) or `withdrawn`."""
+    stored = {
+        code: (content, withdrawn)
+        for code, content, withdrawn in session.execute(
+            select(Plan.code, Plan.content_hash, Plan.withdrawn_at)
+        )
+    }
+    states: dict[str, str] = {}
+    for lp in catalog.plans:
+        found = stored.get(lp.header.id)
+        if found is None:
+            states[lp.header.id] = "new"
+        elif found[1] is not None:
+            states[lp.header.id] = "withdrawn"
+        else:
+            states[lp.header.id] = "unchanged" if found[0] == lp.content_hash else "changed"
+    return states
+
+
 def held_plans(session: Session, catalog: Catalog) -> tuple[str, ...]:
     """Plans stored before whose file has changed since (compared by their parsed content)."""
-    stored = {c: h for c, h in session.execute(select(Plan.code, Plan.content_hash))}
-    return tuple(
-        lp.header.id
-        for lp in catalog.plans
-        if lp.header.id in stored and stored[lp.header.id] != lp.content_hash
-    )
+    states = plan_states(session, catalog)
+    return tuple(code for code, state in states.items() if state == "changed")
 
 
 def sync_plan_rows(
     session: Session, catalog: Catalog, now: datetime, skip: tuple[str, ...] = ()
 ) -> dict[str, int]:
-    """Store the catalog's plan headers (except `skip`); returns every plan's row id."""
+    """Store the catalog's plan headers (except `skip`); returns every plan's row id.
+
+    A skipped plan's row is left as it is, but for its file's text: stored when it was not
+    yet and the file is the very version applied (the same SHA-256), for `duban plan roll`.
+    """
     plans = {p.code: p for p in session.scalars(select(Plan))}
     for lp in catalog.plans:
         h = lp.header
-        if h.id in skip:
-            continue
         plan = plans.get(h.id)
+        if h.id in skip:
+            if (
+                plan is not None
+                and plan.source_text is None
+                and lp.text is not None
+                and plan.file_sha256 == lp.file_sha256
+            ):
+                plan.source_text = lp.text
+            continue
         if plan is None:
             plan = plans[h.id] = Plan(code=h.id)
             session.add(plan)
@@ -129,6 +161,7 @@ def sync_plan_rows(
         plan.valid_from, plan.valid_until = h.valid.start, h.valid.until
         plan.source_file, plan.content_hash, plan.loaded_at = lp.file, lp.content_hash, now
         plan.file_sha256 = lp.file_sha256 or plan.file_sha256
+        plan.source_text = lp.text if lp.text is not None else plan.source_text
         plan.events = {k: v.model_dump() for k, v in lp.events.items()}
     session.flush()
     return {code: plan.id for code, plan in plans.items()}
@@ -142,71 +175,83 @@ def sync_obligation_rows(
     now: datetime,
     skip: tuple[str, ...] = (),
     effective_from: date | None = None,
-    withdraw_missing_of: str | None = None,
 ) -> int:
     """Store the catalog's obligations (except those of plans in `skip`).
 
-    Obligations missing from the catalog are deactivated: every one when
-    `withdraw_missing_of` is None, or only that plan's (what `plan apply` does). A new or
-    changed obligation gets `effective_from` (None: owed from adoption on). Returns how many
-    obligations were new or changed.
+    A duty is its plan and its id: each is matched with the stored duty of the same plan and
+    id, never with another plan's. A stored duty of a plan the catalog holds (and does not
+    skip) that its file no longer lists is deactivated; the duties of plans the catalog does
+    not hold are left alone. A new or changed obligation gets `effective_from` (None: owed
+    from adoption on). Returns how many obligations were new or changed (or active again).
     """
-    existing = {o.code: o for o in session.scalars(select(ObligationRow))}
+    synced = {plan_ids[lp.header.id] for lp in catalog.plans if lp.header.id not in skip}
+    existing = {
+        (o.plan_id, o.code): o
+        for o in session.scalars(select(ObligationRow).where(ObligationRow.plan_id.in_(synced)))
+    }
     receivers = {c: i for c, i in session.execute(select(Organization.code, Organization.id))}
     sha = {lp.header.id: lp.file_sha256 for lp in catalog.plans}
     changed = 0
+    listed: list[ObligationRow] = []
     for lo in catalog.obligations:
         if lo.plan.id in skip:
             continue
-        row = existing.get(lo.domain.code)
+        key = (plan_ids[lo.plan.id], lo.domain.code)
+        row = existing.get(key)
         if row is None:
-            row = ObligationRow(code=lo.domain.code)
+            row = existing[key] = ObligationRow(code=lo.domain.code, plan_id=key[0])
             session.add(row)
         if row.content_hash != lo.content_hash or not row.active:
             changed += 1
             row.effective_from = effective_from
-        row.plan_id = plan_ids[lo.plan.id]
         row.title = lo.domain.title
         row.event_kind = lo.domain.event
         row.spec = lo.spec_json()
         row.content_hash = lo.content_hash
         row.active = True
         row.receiver_org_id = receivers.get(lo.spec.submit_to) if lo.spec.submit_to else None
+        listed.append(row)
     session.flush()
     stored = {
         (o, h)
         for o, h in session.execute(
-            select(ObligationVersion.obligation_id, ObligationVersion.content_hash)
+            select(ObligationVersion.obligation_id, ObligationVersion.content_hash).where(
+                ObligationVersion.obligation_id.in_([r.id for r in listed])
+            )
         )
     }
-    for lo in catalog.obligations:
-        row = existing.get(lo.domain.code) or session.scalar(
-            select(ObligationRow).where(ObligationRow.code == lo.domain.code)
-        )
-        if lo.plan.id in skip or row is None or (row.id, row.content_hash) in stored:
+    plan_code = {pid: code for code, pid in plan_ids.items()}
+    for row in listed:
+        if (row.id, row.content_hash) in stored:
             continue
         session.add(
             ObligationVersion(
                 obligation_id=row.id,
                 content_hash=row.content_hash,
                 spec=row.spec,
-                plan_version=sha.get(lo.plan.id) or None,
+                plan_version=sha.get(plan_code[row.plan_id]) or None,
                 stored_at=now,
             )
         )
-    kept = {lo.domain.code for lo in catalog.obligations} | {
-        code for code, o in existing.items() if plan_code_of(o, plan_ids) in skip
-    }
-    missing = update(ObligationRow).where(ObligationRow.code.not_in(kept))
-    if withdraw_missing_of is not None:
-        missing = missing.where(ObligationRow.plan_id == plan_ids[withdraw_missing_of])
-    session.execute(missing.values(active=False))
+    kept = {r.id for r in listed}
+    for row in existing.values():
+        if row.id not in kept and row.active:
+            row.active = False
     session.flush()
     return changed
 
 
-def plan_code_of(row: ObligationRow, plan_ids: dict[str, int]) -> str | None:
-    return next((code for code, pid in plan_ids.items() if pid == row.plan_id), None)
+def unconfigured_plans(session: Session, catalog: Catalog) -> tuple[str, ...]:
+    """Plans the database holds and has not withdrawn whose file the catalog lacks (applied
+    with `duban plan apply`, or dropped from `plan_files`): they stay in force."""
+    configured = {lp.header.id for lp in catalog.plans}
+    return tuple(
+        code
+        for code in session.scalars(
+            select(Plan.code).where(Plan.withdrawn_at.is_(None)).order_by(Plan.code)
+        )
+        if code not in configured
+    )
 
 
 def sync_catalog(
@@ -214,13 +259,19 @@ def sync_catalog(
 ) -> SyncReport:
     """Store the catalog in the caller's write transaction; audit it when anything changed.
 
-    With `amend=False` a stored plan whose file changed is held (see the module docstring).
+    The database holds the plans: a plan it holds whose file the catalog lacks stays as it is
+    (`unconfigured`), a withdrawn plan is not loaded again (`duban plan apply` does that),
+    and a plan whose file is unchanged is not written again. With `amend=False` a stored plan
+    whose file changed is held (see the module docstring).
     """
-    held = () if amend else held_plans(session, catalog)
+    states = plan_states(session, catalog)
+    held = () if amend else tuple(c for c, s in states.items() if s == "changed")
+    withdrawn = tuple(c for c, s in states.items() if s == "withdrawn")
+    unchanged = tuple(c for c, s in states.items() if s == "unchanged")
     _sync_orgs(session, catalog)
     roster_changed, digest = _sync_roster_version(session, catalog)
-    plan_ids = sync_plan_rows(session, catalog, now, skip=held)
-    changed = sync_obligation_rows(session, catalog, plan_ids, now=now, skip=held)
+    plan_ids = sync_plan_rows(session, catalog, now, skip=held + withdrawn + unchanged)
+    changed = sync_obligation_rows(session, catalog, plan_ids, now=now, skip=held + withdrawn)
     if changed or roster_changed:
         audit.record(
             session,
@@ -230,7 +281,11 @@ def sync_catalog(
             entity="catalog",
             entity_id=catalog.region or "-",
             data={
-                "plans": {p.header.id: p.content_hash for p in catalog.plans},
+                "plans": {
+                    p.header.id: p.content_hash
+                    for p in catalog.plans
+                    if p.header.id not in held + withdrawn
+                },
                 "roster": digest,
                 "changed_obligations": changed,
             },
@@ -242,4 +297,6 @@ def sync_catalog(
         roster_changed=roster_changed,
         changed_obligations=changed,
         held=held,
+        withdrawn=withdrawn,
+        unconfigured=unconfigured_plans(session, catalog),
     )

@@ -23,11 +23,23 @@ class Duty:
     title_en: str
     clause: str
     document: str
+    plan: str = ""  # the plan's id: a duty is its plan and its id (duban.engine.duties)
+    ref: str = ""  # its name as shown: the code, or PLAN/CODE when another plan holds the id
 
     @classmethod
-    def of(cls, code: str, title: str, spec: dict[str, Any]) -> Duty:
+    def of(
+        cls, code: str, title: str, spec: dict[str, Any], *, plan: str = "", ref: str = ""
+    ) -> Duty:
         source = spec["source"]
-        return cls(code, title, spec.get("title_en") or "", source["clause"], source["document"])
+        return cls(
+            code,
+            title,
+            spec.get("title_en") or "",
+            source["clause"],
+            source["document"],
+            plan,
+            ref or code,
+        )
 
 
 def task_row(
@@ -50,6 +62,8 @@ def task_row(
     return {
         "id": task.id,
         "obligation": duty.code,
+        "plan": duty.plan,
+        "duty": duty.ref or duty.code,
         "title": duty.title,
         "title_en": duty.title_en,
         "clause": duty.clause,

@@ -108,13 +108,22 @@ class Plan(Base):
     events: Mapped[dict[str, Any]] = mapped_column(default=dict)
     loaded_at: Mapped[datetime]
     file_sha256: Mapped[str | None] = mapped_column(String(64))  # the version applied
+    # the applied file's text, what `duban plan roll` starts from (migration 0011; None for a
+    # version applied before it, until `duban init` meets the same file again)
+    source_text: Mapped[str | None] = mapped_column(Text)
+    # set by `duban plan withdraw` (its duties are inactive); cleared by `duban plan apply`
+    withdrawn_at: Mapped[datetime | None]
+    withdrawn_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class ObligationRow(Base):
+    """A duty of one plan. A duty is its plan and its id (`code`): next year's plan may reuse
+    this year's ids, each plan keeping its own rows, tasks and history (migration 0011)."""
+
     __tablename__ = "obligations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    code: Mapped[str] = mapped_column(String(64), unique=True)
+    code: Mapped[str] = mapped_column(String(64), index=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
     title: Mapped[str] = mapped_column(Text)
     event_kind: Mapped[str | None] = mapped_column(String(64))
@@ -126,6 +135,8 @@ class ObligationRow(Base):
     # set by `duban plan apply`: periods due before the day a version was applied are not
     # created under it (None: owed from adoption on)
     effective_from: Mapped[date | None] = mapped_column(Date)
+
+    __table_args__ = (UniqueConstraint("plan_id", "code", name="uq_obligations_plan_id_code"),)
 
 
 class ObligationVersion(Base):

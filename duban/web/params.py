@@ -27,6 +27,8 @@ API_MAX_LIMIT = 50_000
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 CODE = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 CODE_OR_EMPTY = r"^([A-Za-z0-9][A-Za-z0-9_.:-]{0,63})?$"
+#: a duty: its id (across the plans that hold it) or PLAN/ID, PLAN:ID (duban.engine.duties)
+DUTY_OR_EMPTY = r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}([/:][A-Za-z0-9][A-Za-z0-9_.-]{0,63})?)?$"
 PERIOD = r"^([A-Za-z0-9][A-Za-z0-9-]{0,31})?$"
 YEAR_OR_EMPTY = r"^((20\d\d)|2100)?$"
 QUARTER = r"^20\d\d-Q[1-4]$"
@@ -47,11 +49,15 @@ ExportFormat = Annotated[Format | None, Query(description="download as CSV or XL
 PageNo = Annotated[int, Query(alias="page", ge=1, le=MAX_PAGE)]
 Year = Annotated[int | None, Query(ge=FIRST_YEAR, le=LAST_YEAR)]
 OptionalCode = Annotated[str | None, Query(pattern=CODE_OR_EMPTY)]
+OptionalDuty = Annotated[
+    str | None,
+    Query(pattern=DUTY_OR_EMPTY, description="a duty's id (every plan's) or PLAN/ID"),
+]
 
 
 def page_filters(
     org: OptionalCode = None,
-    obligation: OptionalCode = None,
+    obligation: OptionalDuty = None,
     period: Annotated[str | None, Query(pattern=PERIOD)] = None,
     tag: OptionalCode = None,
     state: Annotated[State | Literal[""] | None, Query()] = None,

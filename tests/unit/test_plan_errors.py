@@ -162,8 +162,38 @@ def test_one_bad_file_among_good_ones_loads_nothing(tmp_path, calendar):
         load_catalog([good, bad], [ORGS], calendar)
     messages = [str(p) for p in caught.value.problems]
     assert any("unknown organization 'nobody'" in m for m in messages)
-    # and the same obligation ids in both files are caught as well
-    assert any("obligation id 'drill' is already used in" in m for m in messages)
+    # another plan may reuse the duty ids (next year's plan continues them): not a problem
+    assert not any("already used" in m for m in messages)
+
+
+def test_duty_ids_repeat_across_plans_but_not_within_one(tmp_path, calendar):
+    good = tmp_path / "good.yaml"
+    good.write_text(PLAN, encoding="utf-8")
+    next_year = tmp_path / "next.yaml"
+    next_year.write_text(PLAN.replace("id: mini", "id: mini-2023"), encoding="utf-8")
+    catalog = load_catalog([good, next_year], [ORGS], calendar)
+    assert [o.plan.id for o in catalog.obligations if o.domain.code == "drill"] == [
+        "mini",
+        "mini-2023",
+    ]
+    assert catalog.obligation("drill", "mini-2023").plan.id == "mini-2023"
+    twice = PLAN.replace("  - id: report", "  - id: drill", 1)
+    assert problems(tmp_path, calendar, twice) == [
+        f"plan.yaml:{line_of(twice, '  - id: drill') + 9} [obligations.1.id]: obligation id "
+        f"'drill' is already used in plan.yaml:{line_of(twice, '  - id: drill')}"
+    ]
+
+
+def test_two_files_of_one_plan_id_are_refused(tmp_path, calendar):
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text(PLAN, encoding="utf-8")
+    second.write_text(PLAN, encoding="utf-8")
+    with pytest.raises(PlanError) as caught:
+        load_catalog([first, second], [ORGS], calendar)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{second}:2 [plan.id]: plan id 'mini' is already the plan of {first}:2; a new plan "
+        "needs an id of its own"
+    ]
 
 
 def test_bare_on_yes_no_are_strings_not_booleans(tmp_path, calendar):

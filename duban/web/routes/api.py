@@ -24,6 +24,7 @@ from duban.web.params import (
     MAX_OFFSET,
     PERIOD,
     OptionalCode,
+    OptionalDuty,
     ReasonBody,
     RequiredReason,
     State,
@@ -60,7 +61,7 @@ def api_me(request: Request) -> Me:
 def api_tasks(
     request: Request,
     org: OptionalCode = None,
-    obligation: OptionalCode = None,
+    obligation: OptionalDuty = None,
     period: Annotated[str | None, Query(pattern=PERIOD)] = None,
     tag: OptionalCode = None,
     state: State | None = None,

@@ -152,10 +152,11 @@ def score(
 
 
 @router.get("/obligations/{code}/form.xlsx")
-def blank_form(request: Request, code: Code) -> Response:
-    """The plan's blank form for the duty (e.g. Annex 4), for anyone signed in."""
+def blank_form(request: Request, code: Code, plan: OptionalCode = None) -> Response:
+    """The plan's blank form for the duty (e.g. Annex 4), for anyone signed in: of `plan`'s
+    duty, or of the latest plan holding that duty id."""
     require(request)
-    form = catalogue.obligation_form(app_of(request).store, code)
+    form = catalogue.obligation_form(app_of(request).store, code, plan or None)
     return attachment(exports.form_xlsx(form), exports.XLSX_TYPE, f"{form['title']}.xlsx")
 
 
@@ -163,7 +164,7 @@ def blank_form(request: Request, code: Code) -> Response:
 def task_form(request: Request, task_id: TaskId) -> Response:
     """The same form with the institution and the month of the task filled in."""
     task = _detail(request, task_id)
-    form = catalogue.obligation_form(app_of(request).store, task["obligation"])
+    form = catalogue.obligation_form(app_of(request).store, task["obligation"], task["plan"])
     start = date.fromisoformat(task["period_start"])
     body = exports.form_xlsx(
         form, org=task["org_name"], year=str(start.year), month=str(start.month)

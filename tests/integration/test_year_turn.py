@@ -235,9 +235,15 @@ def test_pages_mark_provisional_dates_and_the_home_warns_from_november(store, tm
     assert "暂定 provisional" in board.splitlines()[0]
     (api,) = [t for t in c.get("/api/tasks?period=2027-01&limit=1").json()]
     assert api["provisional"] is True
+    # 60 days before its window ends (2027-06-30) the plan's end is announced too
+    assert 'data-kind="plan-end"' not in on("2027-04-30").get("/").text
+    ending = on("2027-05-01").get("/").text
+    assert 'class="announcement" data-kind="plan-end"' in ending
+    assert "将于 2027-06-30 期满（还有 60 天）" in ending
     # once the year's file is in calendar_dir, the running app reads it and the mark goes
     _notice_2027(tmp_path / "calendar")
     web.state.app._calendar_checked = float("-inf")  # its next look at calendar_dir is due
+    c = on("2027-01-04")
     assert '<abbr class="provisional"' not in c.get(f"/tasks/{january}").text
 
 

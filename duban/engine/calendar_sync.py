@@ -195,7 +195,7 @@ def _rederive(
         for v in session.scalars(select(ObligationVersion))
     }
     moved: dict[tuple[str, str, date, date], int] = defaultdict(int)
-    for ob_id, spec_hash, key, start, end, due, count in groups:
+    for ob_id, spec_hash, key, start, end, due, _count in groups:
         row, plan_code = rows[ob_id]
         spec = specs.get((ob_id, spec_hash), row.spec) if spec_hash else row.spec
         ob = obligation_of(spec, plan_code)
@@ -209,13 +209,14 @@ def _rederive(
             Task.state.in_([s.value for s in PENDING]),
             Task.spec_hash.is_(None) if spec_hash is None else Task.spec_hash == spec_hash,
         )
-        session.execute(
+        result = session.connection().execute(
             update(Task)
             .where(same)
             .values(due_date=new, due_at=end_of_day(new, tz), updated_at=now)
-            .execution_options(synchronize_session=False)
+            .execution_options(preserve_rowcount=True)
         )
-        moved[(row.code, key, due, new)] += count
+        if result.rowcount:  # 0 when a concurrent pass moved them first
+            moved[(row.code, key, due, new)] += int(result.rowcount)
     return [
         Moved(obligation=o, period=p, old=a, new=b, tasks=n)
         for (o, p, a, b), n in sorted(moved.items())

@@ -15,11 +15,11 @@ from duban.domain.tasks import Action, TaskState, next_state
 from duban.domain.text import NOTE_MAX, REASON_MAX, clean_text
 from duban.domain.workdays import WorkdayCalendar
 from duban.engine.materialize import MaterializeReport, materialize
-from duban.engine.reported import Recorded, record_on_submit
+from duban.engine.reported import Recorded, add_event, record_on_submit
 from duban.errors import DubanError, NotFound, StateError
 from duban.store import audit
 from duban.store.db import Store
-from duban.store.models import Event, Evidence, Organization, Plan, Task
+from duban.store.models import Evidence, Organization, Plan, Task
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,25 +72,15 @@ def record_event(
                 f"unknown event kind {kind!r}; known kinds: "
                 f"{', '.join(sorted(kinds)) or 'none (load a plan first)'}"
             )
-        where = org_by_code(session, org)
-        event = Event(
+        event = add_event(
+            session,
             kind=kind,
-            org_id=where.id,
+            org=org_by_code(session, org),
             occurred_on=occurred_on,
             note=note,
-            recorded_by=actor,
-            recorded_at=now,
-        )
-        session.add(event)
-        session.flush()
-        audit.record(
-            session,
-            now=now,
             actor=actor,
-            action="event.recorded",
-            entity="event",
-            entity_id=event.id,
-            data={"kind": kind, "org": org, "occurred_on": occurred_on.isoformat(), "note": note},
+            now=now,
+            audited={"note": note},
         )
         event_id = event.id
     report = materialize(store, calendar=calendar, now=now, tz=tz, event_kind=kind)

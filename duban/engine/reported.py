@@ -126,29 +126,15 @@ def record_on_submit(
     if event is not None and event.occurred_on == occurred_on:
         return Recorded(event_id=event.id, kind=kind, occurred_on=occurred_on)
     if event is None:
-        event = Event(
+        event = add_event(
+            session,
             kind=kind,
-            org_id=task.org_id,
+            org=org,
             occurred_on=occurred_on,
             note=NOTE.format(task=task.id),
-            recorded_by=actor,
-            recorded_at=now,
-        )
-        session.add(event)
-        session.flush()
-        audit.record(
-            session,
-            now=now,
             actor=actor,
-            action="event.recorded",
-            entity="event",
-            entity_id=event.id,
-            data={
-                "kind": kind,
-                "org": org.code,
-                "occurred_on": occurred_on.isoformat(),
-                "task": task.id,
-            },
+            now=now,
+            audited={"task": task.id},
         )
         created = fill_event(session, event, calendar=calendar, now=now, tz=tz)
         return Recorded(event_id=event.id, kind=kind, occurred_on=occurred_on, created=created)
@@ -218,3 +204,38 @@ def _retime(
             data={"event": event.id, "from": before.isoformat(), "to": due.isoformat()},
         )
     return len(tasks)
+
+
+def add_event(
+    session: Session,
+    *,
+    kind: str,
+    org: Organization,
+    occurred_on: date,
+    note: str | None,
+    actor: str,
+    now: datetime,
+    audited: dict[str, Any],
+) -> Event:
+    """Store an event of `org` and audit it (`event.recorded`, with `audited` added): the one
+    way an event is written, by an administrator (`duban event add`) or by a submission."""
+    event = Event(
+        kind=kind,
+        org_id=org.id,
+        occurred_on=occurred_on,
+        note=note,
+        recorded_by=actor,
+        recorded_at=now,
+    )
+    session.add(event)
+    session.flush()
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="event.recorded",
+        entity="event",
+        entity_id=event.id,
+        data={"kind": kind, "org": org.code, "occurred_on": occurred_on.isoformat(), **audited},
+    )
+    return event

@@ -335,26 +335,12 @@ def sweep(
         office = {tag: county_office(session, tag) for tag in (COUNTY_OFFICE, MCH_SECTION)}
         for ladder, ids in by_ladder.items():
             for step, first, last in current_ranges(ladder, today, calendar, catchup):
-                report.marks += _mark_step(
-                    session,
-                    obligation_ids=ids,
-                    step=step,
-                    first=first,
-                    last=last,
-                    today=today,
-                    now=now,
-                    office=office,
+                # the same tasks: those a step reaches are marked, those it cannot are skipped
+                where: dict[str, Any] = dict(
+                    obligation_ids=ids, step=step, first=first, last=last, today=today, now=now
                 )
-                report.skipped += mark_unreachable(
-                    session,
-                    obligation_ids=ids,
-                    step=step,
-                    first=first,
-                    last=last,
-                    today=today,
-                    now=now,
-                    office=office,
-                )
+                report.marks += _mark_step(session, office=office, **where)
+                report.skipped += mark_unreachable(session, office=office, **where)
         report.marks += _mark_rejections(session, today=today, now=now, catchup=catchup)
         report.messages += _messages_for_day(session, today=today, now=now)
         report.messages += _weekly_summaries(session, today=today, now=now)

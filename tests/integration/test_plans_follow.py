@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from duban import scheduler
 from duban.domain.workdays import WorkdayCalendar
-from duban.engine import amend, catalogue, read, sheets, users
+from duban.engine import amend, catalogue, lease, read, sheets, users
 from duban.engine.materialize import materialize
 from duban.engine.queries import list_tasks
 from duban.engine.users import Principal
@@ -61,7 +61,11 @@ def test_apply_init_and_restart_keep_an_applied_plan(
     )
     assert applied.applied and applied.diff.new_plan
     first = app.init(now=at("2023-03-02"))  # `duban init`
-    again = scheduler.start_database(app, clock=lambda: at("2023-03-03"))  # `duban run` starts
+    # `duban run` starts: it takes the lease, then upgrades and loads under it
+    holder = lease.holder_name()
+    assert app.claim(holder) is None
+    with lease.held(store, holder=holder):
+        again = scheduler.start_database(app, clock=lambda: at("2023-03-03"), holder=holder)
     for report in (first, again):
         assert report is not None
         assert report.unconfigured == ("mini-2023",) and not report.held and not report.withdrawn

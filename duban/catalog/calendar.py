@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from duban.catalog.provisional import StatutoryYears
 from duban.catalog.yamlfile import load_yaml, validation_problems
-from duban.domain.workdays import SATURDAY, WorkdayCalendar
+from duban.domain.workdays import SATURDAY, WorkdayCalendar, days_from
 from duban.errors import PlanError, Problem
 
 YEAR_FILE = re.compile(r"^(\d{4})\.ya?ml$")
@@ -55,10 +55,6 @@ class YearSpec(BaseModel):
     holidays: list[HolidaySpec]
 
 
-def _days(spec: HolidaySpec) -> list[date]:
-    return [spec.start + timedelta(days=i) for i in range((spec.end - spec.start).days + 1)]
-
-
 def load_calendar_file(path: Path) -> WorkdayCalendar:
     data, index = load_yaml(path)
     try:
@@ -74,7 +70,7 @@ def load_calendar_file(path: Path) -> WorkdayCalendar:
     holidays: set[date] = set()
     workdays: set[date] = set()
     for i, h in enumerate(spec.holidays):
-        for day in _days(h):
+        for day in days_from(h.start, h.end):
             if day.year != spec.year:
                 problems.append(index.problem(["holidays", i], f"{day} is not in {spec.year}"))
             holidays.add(day)

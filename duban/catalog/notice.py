@@ -28,7 +28,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import yaml
 
@@ -41,7 +41,7 @@ from duban.catalog.notice_clause import (
     numeral,
     read_clause,
 )
-from duban.domain.workdays import WorkdayCalendar
+from duban.domain.workdays import WorkdayCalendar, days_from
 from duban.errors import NoticeError, Problem
 
 __all__ = [
@@ -78,9 +78,7 @@ class NoticeHoliday:
     line: int
 
     def days(self) -> tuple[date, ...]:
-        return tuple(
-            self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)
-        )
+        return days_from(self.start, self.end)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from duban.domain.workdays import SATURDAY
+from duban.domain.workdays import SATURDAY, days_from
 
 EN_NAMES: dict[str, str] = {
     "元旦": "New Year's Day",
@@ -79,9 +79,7 @@ class Clause:
     line: int
 
     def days(self) -> tuple[date, ...]:
-        return tuple(
-            self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)
-        )
+        return days_from(self.start, self.end)
 
 
 def looks_like_clause(line: str) -> bool:

@@ -22,6 +22,11 @@ SATURDAY = 5
 ONE_DAY = timedelta(days=1)
 
 
+def days_from(start: date, end: date) -> tuple[date, ...]:
+    """Every day from `start` to `end`, both included (empty when `end` is before `start`)."""
+    return tuple(start + timedelta(days=i) for i in range((end - start).days + 1))
+
+
 class ProvisionalRule(Protocol):
     """Days off for a year that has no official notice yet (see `catalog.provisional`)."""
 

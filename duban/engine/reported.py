@@ -34,7 +34,7 @@ from duban.domain.periods import event_period
 from duban.domain.tasks import PENDING
 from duban.domain.workdays import WorkdayCalendar
 from duban.engine.materialize import fill_event, obligation_of
-from duban.errors import DubanError
+from duban.errors import StateError
 from duban.store import audit
 from duban.store.models import Event, ObligationRow, ObligationVersion, Organization, Plan, Task
 
@@ -97,13 +97,13 @@ def record_on_submit(
     records = task_spec(session, task).get("records_event")
     if records is None:
         if occurred_on is not None:
-            raise DubanError(
+            raise StateError(
                 f"task {task.id}'s duty records no date; submit it without one (--on, occurred_on)"
             )
         return None
     label = date_label(records)
     if occurred_on is None:
-        raise DubanError(
+        raise StateError(
             f"task {task.id} needs {label}: enter the day it happened (CLI --on YYYY-MM-DD, "
             "API occurred_on, the task page's date field)"
         )
@@ -111,11 +111,11 @@ def record_on_submit(
         raise ValueError("recording an event on submission needs the time zone and calendar")
     today = local_date(now, tz)
     if occurred_on > today:
-        raise DubanError(
+        raise StateError(
             f"{label} {occurred_on} is in the future (today is {today}); enter the day it happened"
         )
     if occurred_on < task.period_start:
-        raise DubanError(
+        raise StateError(
             f"{label} {occurred_on} is before the task's period {task.period_key} starts "
             f"({task.period_start}); enter the day it was held for this period"
         )

@@ -128,13 +128,13 @@ class SubmitBody(ReasonBody):
     """A submission: an optional remark, and the date of the event the duty records
     (`records_event`: e.g. the day the meeting was held), required for such a duty."""
 
+    # not bounded here: a date the duty does not take (in the future, before the period,
+    # on a duty that records none) is refused by the engine's rule, 409 like any other
     occurred_on: date | None = Field(
         default=None,
-        ge=date(FIRST_YEAR, 1, 1),
-        le=date(LAST_YEAR, 12, 31),
         description="the day the event the duty records happened (YYYY-MM-DD): required "
-        "when the task's records_event is set, refused otherwise; not in the future, not "
-        "before the task's period starts",
+        "when the task's records_event is set, refused otherwise (409); not in the future, "
+        "not before the task's period starts",
     )
 
 

@@ -50,7 +50,7 @@ def test_the_api_submit_body_carries_the_meeting_date(site, party):
     c = client(site)
     auth = {"Authorization": f"Bearer {token}"}
     missing = c.post(f"/api/tasks/{tid}/submit", headers=auth)
-    assert missing.status_code == 400
+    assert missing.status_code == 409
     assert missing.json()["detail"] == (
         f"task {tid} needs 会议召开日期 / Date of the meeting: enter the day it happened "
         "(CLI --on YYYY-MM-DD, API occurred_on, the task page's date field)"
@@ -58,7 +58,9 @@ def test_the_api_submit_body_carries_the_meeting_date(site, party):
     bad = c.post(f"/api/tasks/{tid}/submit", headers=auth, json={"occurred_on": "07/04/2022"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "occurred_on"]
     future = c.post(f"/api/tasks/{tid}/submit", headers=auth, json={"occurred_on": "2022-07-09"})
-    assert future.status_code == 400 and "is in the future" in future.json()["detail"]
+    assert future.status_code == 409 and "is in the future" in future.json()["detail"]
+    far = c.post(f"/api/tasks/{tid}/submit", headers=auth, json={"occurred_on": "5210-09-10"})
+    assert far.status_code == 409 and "is in the future" in far.json()["detail"]
     assert task_of(party, "b1", REPORT) is None
     ok = c.post(f"/api/tasks/{tid}/submit", headers=auth, json={"occurred_on": "2022-07-04"})
     assert ok.status_code == 200 and ok.json() == {"id": tid, "state": "submitted"}

@@ -35,7 +35,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from duban.bootstrap import App
-from duban.cli.plans import plan_lines
 from duban.domain.due import start_of_day
 from duban.domain.obligations import Obligation
 from duban.engine import duties, lease, outbox
@@ -141,7 +140,7 @@ def start_database(app: App, clock: Clock, holder: str) -> SyncReport | None:
         )
         for item in report.unreachable:
             log.warning("%s", item)
-        for line in plan_lines(report):
+        for line in report.plan_lines():
             log.warning("%s", line)
     return report
 

@@ -46,25 +46,8 @@ def print_init(out: Console, report: SyncReport) -> None:
                 f"  {adoption.withdrawn} open tasks fell due before it and were closed as withdrawn"
             )
     print_unreachable(out, report.unreachable)
-    for line in plan_lines(report):
+    for line in report.plan_lines():
         out.print(line)
-
-
-def plan_lines(report: SyncReport) -> list[str]:
-    """What `duban init` (and `duban run` at start) says about the configured plan files it
-    did not load: changed since applied (held), withdrawn, and plans it holds without a file."""
-    lines = [
-        f"plan {plan} changed since it was applied (方案文件已修改，未自动生效); see what "
-        f"would change with `duban plan diff FILE` and apply it with `duban plan apply FILE`"
-        for plan in report.held
-    ]
-    lines += [
-        f"plan {plan} was withdrawn 已撤销; its configured file is not loaded again "
-        "(`duban plan apply FILE` puts it in force again)"
-        for plan in report.withdrawn
-    ]
-    lines += [f"applied plan {plan} is not in plan_files; kept" for plan in report.unconfigured]
-    return lines
 
 
 def print_ending(out: Console, ending: Iterable[EndingPlan]) -> None:

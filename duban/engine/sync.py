@@ -53,6 +53,23 @@ class SyncReport:
     # set by `duban init`: ladder steps that some organizations cannot receive (warnings)
     unreachable: tuple[Unreachable, ...] = ()
 
+    def plan_lines(self) -> list[str]:
+        """What `duban init` (and `duban run` at start) says about the configured plan files
+        it did not load: changed since applied (held), withdrawn, and plans it holds without
+        a file."""
+        lines = [
+            f"plan {plan} changed since it was applied (方案文件已修改，未自动生效); see what "
+            f"would change with `duban plan diff FILE` and apply it with `duban plan apply FILE`"
+            for plan in self.held
+        ]
+        lines += [
+            f"plan {plan} was withdrawn 已撤销; its configured file is not loaded again "
+            "(`duban plan apply FILE` puts it in force again)"
+            for plan in self.withdrawn
+        ]
+        lines += [f"applied plan {plan} is not in plan_files; kept" for plan in self.unconfigured]
+        return lines
+
 
 def roster_version(session: Session) -> str:
     meta = session.get(Meta, ROSTER_KEY)
